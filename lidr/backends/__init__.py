@@ -1,0 +1,75 @@
+"""One generation interface, two backends.
+
+The rest of the code hands a backend chat messages and decoding settings and gets completions
+back in the same order. Only the backend modules import transformers' generate or vLLM, and vLLM
+is imported only when chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from lidr.config import Params
+
+
+@dataclass(frozen=True)
+class Request:
+    messages: tuple[tuple[str, str], ...]  # ((role, content), ...)
+    prefix: str = ""  # text the assistant turn starts with, e.g. "<translated>\n"
+
+    @classmethod
+    def chat(cls, messages: list[dict], prefix: str = "") -> Request:
+        return cls(tuple((m["role"], m["content"]) for m in messages), prefix)
+
+    def message_dicts(self) -> list[dict]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+
+@dataclass(frozen=True)
+class Decoding:
+    max_new_tokens: int
+    repetition_penalty: float = 1.0
+    stop: tuple[str, ...] = ()  # stop strings, kept at the end of the text
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: Literal["stop", "length"]
+    n_tokens: int
+
+
+class Backend(Protocol):
+    name: str
+    batch_size: int
+
+    def render(self, request: Request) -> str: ...  # the prompt text, through the tokenizer's chat template
+
+    def prompt_length(self, text: str) -> int: ...
+
+    def generate_batch(self, texts: list[str], decoding: Decoding) -> list[Completion]: ...
+
+
+def cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
+    """Text up to and including the first stop string, and whether one was found."""
+    best = None
+    for stop in stops:
+        i = text.find(stop)
+        if i >= 0 and (best is None or i + len(stop) < best):
+            best = i + len(stop)
+    return (text, False) if best is None else (text[:best], True)
+
+
+def make_backend(params: Params, model_dir: str) -> Backend:
+    """The backend that params.yaml chooses, loaded with the model in `model_dir`."""
+    g = params.generation
+    if g.backend == "vllm":
+        from lidr.backends.vllm_backend import VllmBackend
+
+        return VllmBackend(model_dir, params)
+    from lidr.backends.hf import TransformersBackend
+
+    return TransformersBackend(model_dir, params)

@@ -1,0 +1,55 @@
+"""vLLM backend (GPU). Imported only when params.yaml sets generation.backend: vllm."""
+
+from __future__ import annotations
+
+from lidr.backends import Completion, Decoding, Request, cut_at_stop
+from lidr.config import Params
+
+
+class VllmBackend:
+    name = "vllm"
+
+    def __init__(self, model_dir: str, params: Params):
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise RuntimeError(
+                "generation.backend is 'vllm' but vLLM is not installed: pip install 'lidr[gpu]' on a CUDA machine"
+            ) from e
+        g = params.generation
+        self.llm = LLM(
+            model=model_dir,
+            tensor_parallel_size=g.tensor_parallel_size,
+            gpu_memory_utilization=g.gpu_memory_utilization,
+            seed=params.seed,
+            trust_remote_code=params.model.trust_remote_code,
+            dtype="auto" if params.model.dtype == "auto" else params.model.dtype,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        self.batch_size = g.batch_size  # vLLM schedules within a batch; batches are the journal's unit
+
+    def render(self, request: Request) -> str:
+        text = self.tokenizer.apply_chat_template(request.message_dicts(), add_generation_prompt=True, tokenize=False)
+        return text + request.prefix
+
+    def prompt_length(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate_batch(self, texts: list[str], decoding: Decoding) -> list[Completion]:
+        from vllm import SamplingParams
+
+        sampling = SamplingParams(
+            temperature=0.0,
+            max_tokens=decoding.max_new_tokens,
+            repetition_penalty=decoding.repetition_penalty,
+            stop=list(decoding.stop) or None,
+            include_stop_str_in_output=True,
+            seed=decoding.seed,
+        )
+        completions = []
+        for out in self.llm.generate(texts, sampling, use_tqdm=False):
+            o = out.outputs[0]
+            text, _ = cut_at_stop(o.text, decoding.stop)
+            reason = "length" if o.finish_reason == "length" else "stop"
+            completions.append(Completion(text=text, finish_reason=reason, n_tokens=len(o.token_ids)))
+        return completions

@@ -1,0 +1,369 @@
+"""params.yaml -> one loader -> frozen, validated objects.
+
+Every stage reads its settings through `load_params()`. Unknown keys, missing keys, wrong types,
+out-of-range values and unknown language codes raise `ParamsError` naming the key and what is
+expected, before any model is loaded. `python -m lidr.check` runs the same checks alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from lidr.errors import ParamsError
+from lidr.languages import UnknownLanguageError, language_name
+
+EMBEDDED_MODEL = "embedded"
+BASE_MODEL_KEY = "m0"
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    base: str = EMBEDDED_MODEL  # "embedded", a hub id such as meta-llama/Meta-Llama-3-8B-Instruct, or a local dir
+    trust_remote_code: bool = False
+    dtype: Literal["float32", "bfloat16", "auto"] = "float32"
+
+
+@dataclass(frozen=True)
+class LanguageParams:
+    dominant: str = "en"
+    others: tuple[str, ...] = ("es", "de", "fr", "ru")
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (self.dominant, *self.others)
+
+
+@dataclass(frozen=True)
+class Iteration:
+    start: str  # the model this iteration trains from: "m0" or another iteration's key
+    round: int  # which disjoint block of prompts it samples
+
+
+@dataclass(frozen=True)
+class PromptSource:
+    path: str  # local .json/.jsonl file, or an HF dataset id
+    kind: Literal["general", "math"]
+    n: int  # prompts taken from this source per iteration
+    split: str = "train"
+    field: str | None = None  # text field; default: "instruction", "question" or "prompt", whichever exists
+    id_field: str | None = None  # default: "id" when present, else the row number
+
+
+@dataclass(frozen=True)
+class PromptParams:
+    sources: tuple[PromptSource, ...]
+    parallel: str | None = None  # optional JSONL of {"id", "lang", "text"}: prompts already translated
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    backend: Literal["transformers", "vllm"] = "transformers"
+    batch_size: int = 16
+    max_new_tokens: int = 160
+    translation_max_new_tokens: int = 200
+    repetition_penalty: float = 1.1
+    threads: int = 0  # torch threads on CPU; 0 keeps torch's default
+    gpu_memory_utilization: float = 0.85  # vLLM only
+    tensor_parallel_size: int = 1  # vLLM only
+
+
+@dataclass(frozen=True)
+class FilterParams:
+    drop_failed_translation: bool = True
+    drop_empty: bool = True
+    drop_identical: bool = True
+
+
+@dataclass(frozen=True)
+class LoraParams:  # field names are peft.LoraConfig's
+    r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass(frozen=True)
+class TrainParams:  # field names are trl.DPOConfig's, except `mode` and `lora`
+    mode: Literal["lora", "full"] = "lora"
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 1.0
+    per_device_train_batch_size: int = 4
+    gradient_accumulation_steps: int = 2
+    max_length: int = 512
+    lr_scheduler_type: str = "linear"
+    warmup_steps: int = 0
+    logging_steps: int = 1
+    gradient_checkpointing: bool = False
+    lora: LoraParams = field(default_factory=LoraParams)
+
+
+@dataclass(frozen=True)
+class MgsmParams:
+    path: str = "data/builtin/mgsm"  # folder of mgsm_<lang>.tsv, or the hub id juletxara/mgsm
+    languages: tuple[str, ...] = ("en", "es", "de", "fr", "ru")
+    limit: int = 0  # questions per language; 0 = all
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    max_new_tokens: int = 256
+    mgsm: MgsmParams = field(default_factory=MgsmParams)
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    beta: float
+    nll_weight: float
+    model: ModelParams
+    languages: LanguageParams
+    iterations: dict[str, Iteration]
+    prompts: PromptParams
+    generation: GenerationParams = field(default_factory=GenerationParams)
+    filter: FilterParams = field(default_factory=FilterParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    eval: EvalParams = field(default_factory=EvalParams)
+
+    def iteration(self, key: str) -> Iteration:
+        if key not in self.iterations:
+            raise ParamsError(f"iterations: no iteration {key!r}; params.yaml defines {sorted(self.iterations)}")
+        return self.iterations[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic, strict conversion of plain YAML data into the dataclasses above
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin in (tuple, list):
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return f"a mapping of {_type_name(typing.get_args(tp)[1])}"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping with keys " + ", ".join(f.name for f in dataclasses.fields(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    bad = ParamsError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise bad
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _convert(value, option, key)
+            except ParamsError:
+                continue
+        raise bad
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise bad
+        return tuple(_convert(v, typing.get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return {str(k): _convert(v, typing.get_args(tp)[1], f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise bad
+        return _build(tp, value, key)
+    if tp is type(None):
+        if value is not None:
+            raise bad
+        return None
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 5e-7 as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise TypeError(f"unsupported params type {tp!r} at {key}")
+
+
+def _build(cls: type, data: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ParamsError(f"unknown key {where}{unknown[0]}; expected keys here: {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ParamsError(f"missing key {key}: expected {_type_name(hints[name])}")
+            continue
+        kwargs[name] = _convert(data[name], hints[name], key)
+    return cls(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks that span several keys
+
+
+def _check_ranges(p: Params) -> None:
+    positive = {
+        "generation.batch_size": p.generation.batch_size,
+        "generation.max_new_tokens": p.generation.max_new_tokens,
+        "generation.translation_max_new_tokens": p.generation.translation_max_new_tokens,
+        "generation.tensor_parallel_size": p.generation.tensor_parallel_size,
+        "train.per_device_train_batch_size": p.train.per_device_train_batch_size,
+        "train.gradient_accumulation_steps": p.train.gradient_accumulation_steps,
+        "train.max_length": p.train.max_length,
+        "train.lora.r": p.train.lora.r,
+        "eval.max_new_tokens": p.eval.max_new_tokens,
+        "beta": p.beta,
+        "train.learning_rate": p.train.learning_rate,
+        "train.num_train_epochs": p.train.num_train_epochs,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ParamsError(f"{key}: expected a value > 0, got {value}")
+    for key, value in {
+        "nll_weight": p.nll_weight,
+        "generation.threads": p.generation.threads,
+        "eval.mgsm.limit": p.eval.mgsm.limit,
+        "train.warmup_steps": p.train.warmup_steps,
+        "seed": p.seed,
+    }.items():
+        if value < 0:
+            raise ParamsError(f"{key}: expected a value >= 0, got {value}")
+    if not 1.0 <= p.generation.repetition_penalty <= 2.0:
+        raise ParamsError(f"generation.repetition_penalty: expected 1.0 to 2.0, got {p.generation.repetition_penalty}")
+    if not 0.0 < p.generation.gpu_memory_utilization <= 1.0:
+        raise ParamsError("generation.gpu_memory_utilization: expected a value in (0, 1]")
+    if not 0.0 <= p.train.lora.lora_dropout < 1.0:
+        raise ParamsError(f"train.lora.lora_dropout: expected 0 <= value < 1, got {p.train.lora.lora_dropout}")
+    for i, src in enumerate(p.prompts.sources):
+        if src.n <= 0:
+            raise ParamsError(f"prompts.sources[{i}].n: expected a value > 0, got {src.n}")
+    if not p.prompts.sources:
+        raise ParamsError("prompts.sources: expected at least one prompt source")
+
+
+def _check_languages(p: Params) -> None:
+    try:
+        language_name(p.languages.dominant, where="languages.dominant")
+        for i, code in enumerate(p.languages.others):
+            language_name(code, where=f"languages.others[{i}]")
+        for i, code in enumerate(p.eval.mgsm.languages):
+            language_name(code, where=f"eval.mgsm.languages[{i}]")
+    except UnknownLanguageError as e:
+        raise ParamsError(str(e)) from None
+    if not p.languages.others:
+        raise ParamsError("languages.others: expected at least one non-dominant language")
+    if p.languages.dominant in p.languages.others:
+        raise ParamsError(f"languages.others: lists the dominant language {p.languages.dominant!r}")
+    if len(set(p.languages.others)) != len(p.languages.others):
+        raise ParamsError(f"languages.others: a language is listed twice: {list(p.languages.others)}")
+
+
+def _check_iterations(p: Params) -> None:
+    if not p.iterations:
+        raise ParamsError("iterations: expected at least one iteration, e.g. m1: {start: m0, round: 0}")
+    if BASE_MODEL_KEY in p.iterations:
+        raise ParamsError(
+            f"iterations.{BASE_MODEL_KEY}: {BASE_MODEL_KEY!r} names the starting model, not an iteration"
+        )
+    rounds: dict[int, str] = {}
+    for key, it in p.iterations.items():
+        if it.start != BASE_MODEL_KEY and it.start not in p.iterations:
+            raise ParamsError(
+                f"iterations.{key}.start: model {it.start!r} does not exist; expected {BASE_MODEL_KEY!r} "
+                f"or one of {sorted(p.iterations)}"
+            )
+        if it.start == key:
+            raise ParamsError(f"iterations.{key}.start: an iteration cannot start from itself")
+        if it.round < 0:
+            raise ParamsError(f"iterations.{key}.round: expected a value >= 0, got {it.round}")
+        if it.round in rounds:
+            raise ParamsError(
+                f"iterations.{key}.round: round {it.round} is also used by {rounds[it.round]}; "
+                "each iteration needs its own block of prompts"
+            )
+        rounds[it.round] = key
+    for key in p.iterations:  # no cycles
+        seen, cur = set(), key
+        while cur != BASE_MODEL_KEY:
+            if cur in seen:
+                raise ParamsError(f"iterations.{key}.start: the chain of starting models loops through {cur!r}")
+            seen.add(cur)
+            cur = p.iterations[cur].start
+
+
+def _check_model(p: Params, root: Path) -> None:
+    base = p.model.base
+    if base == EMBEDDED_MODEL:
+        return
+    local = root / base
+    looks_local = base.startswith((".", "/", "~")) or base.count("/") != 1 or local.exists()
+    if looks_local and not (local / "config.json").exists():
+        raise ParamsError(
+            f"model.base: {base!r} is neither 'embedded', a hub id (owner/name), nor a model folder "
+            f"with a config.json (looked in {local})"
+        )
+
+
+def parse_params(data: Any, *, root: Path = Path("."), source: str = "params.yaml") -> Params:
+    if not isinstance(data, dict):
+        raise ParamsError(f"{source}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    try:
+        p = _build(Params, data)
+        _check_ranges(p)
+        _check_languages(p)
+        _check_iterations(p)
+        _check_model(p, root)
+    except ParamsError as e:
+        raise ParamsError(f"{source}: {e}") from None
+    return p
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: file not found (run from the project root, where dvc.yaml lives)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ParamsError(f"{path}:{where} is not valid YAML: {getattr(e, 'problem', e)}") from None
+    return parse_params(data, root=path.resolve().parent, source=str(path))
+
+
+def iteration_order(p: Params) -> list[str]:
+    """Iteration keys from the first trained model to the newest (by round)."""
+    return sorted(p.iterations, key=lambda k: p.iterations[k].round)

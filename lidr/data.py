@@ -1,0 +1,140 @@
+"""Prompt sources, prompt sampling, parallel prompts and MGSM-layout evaluation sets.
+
+A source is a local .json/.jsonl file (Alpagasus `{"id", "instruction"}`, GSM8K `{"question",
+"answer"}`, or any records with a text field) or an HF dataset id. Local files are parsed here so
+that a broken line is reported with its file and line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+from lidr.config import PromptSource
+from lidr.errors import DataError
+from lidr.io import read_json_or_jsonl, read_jsonl
+
+TEXT_FIELDS = ("instruction", "question", "prompt")
+
+
+def _is_local(path: str) -> bool:
+    return Path(path).suffix in (".json", ".jsonl") or Path(path).exists()
+
+
+def _load_rows(src: PromptSource) -> tuple[list[dict], str]:
+    if _is_local(src.path):
+        return read_json_or_jsonl(src.path), src.path
+    import datasets  # hub ids only
+
+    try:
+        ds = datasets.load_dataset(src.path, split=src.split)
+    except Exception as e:  # datasets raises many types; say which source failed and why
+        raise DataError(f"prompt source {src.path!r} (split {src.split!r}) could not be loaded: {e}") from e
+    return [dict(r) for r in ds], f"{src.path}[{src.split}]"
+
+
+def load_source(src: PromptSource) -> list[dict]:
+    """Records `{"id", "kind", "text", "source"}` of one prompt source, in file order."""
+    rows, where = _load_rows(src)
+    if not rows:
+        raise DataError(f"{where}: the prompt source is empty")
+    field = src.field or next((f for f in TEXT_FIELDS if f in rows[0]), None)
+    if field is None:
+        raise DataError(f"{where}: no text field; expected one of {TEXT_FIELDS} or set `field` in prompts.sources")
+    stem = Path(src.path).stem.replace("/", "_")
+    id_field = src.id_field or ("id" if "id" in rows[0] else None)
+    out, seen = [], set()
+    for i, row in enumerate(rows):
+        line = f"{where}: record {i + 1}"
+        text = row.get(field)
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{line}: field {field!r} is missing or empty")
+        if id_field and id_field not in row:
+            raise DataError(f"{line}: field {id_field!r} is missing")
+        rid = str(row[id_field]) if id_field else f"{stem}-{i}"
+        if rid in seen:
+            raise DataError(f"{line}: duplicate id {rid!r}")
+        seen.add(rid)
+        out.append({"id": rid, "kind": src.kind, "text": text.strip(), "source": src.path})
+    return out
+
+
+def sample_block(records: list[dict], n: int, round_: int, seed: int, where: str) -> list[dict]:
+    """Block `round_` of a seeded permutation: blocks of different rounds never share a prompt."""
+    order = list(range(len(records)))
+    random.Random(f"{seed}:{where}").shuffle(order)
+    lo, hi = round_ * n, (round_ + 1) * n
+    if hi > len(records):
+        raise DataError(
+            f"{where}: round {round_} needs prompts {lo}..{hi - 1} of a seeded permutation, "
+            f"but the source has only {len(records)}; lower its n or add prompts"
+        )
+    return [records[i] for i in order[lo:hi]]
+
+
+def sample_prompts(sources: tuple[PromptSource, ...], round_: int, seed: int) -> list[dict]:
+    out, seen = [], {}
+    for src in sources:
+        for rec in sample_block(load_source(src), src.n, round_, seed, src.path):
+            if rec["id"] in seen:
+                raise DataError(f"{src.path}: id {rec['id']!r} is also used by {seen[rec['id']]}")
+            seen[rec["id"]] = src.path
+            out.append(rec)
+    return out
+
+
+def load_parallel(path: str) -> dict[tuple[str, str], str]:
+    """Given translations: (id, lang) -> text."""
+    table = {}
+    for i, rec in enumerate(read_jsonl(path, required=("id", "lang", "text")), 1):
+        if not isinstance(rec["text"], str) or not rec["text"].strip():
+            raise DataError(f"{path}: record {i}: field 'text' is empty")
+        table[(str(rec["id"]), rec["lang"])] = rec["text"].strip()
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# MGSM layout: mgsm_<lang>.tsv, `question<TAB>answer`, no header, no quoting
+
+
+def read_mgsm_tsv(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    rows = []
+    with path.open(encoding="utf-8", newline="") as f:
+        for lineno, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE), 1):
+            if not row:
+                continue
+            if len(row) != 2:
+                raise DataError(
+                    f"{path}:{lineno}: expected 2 tab-separated columns (question, answer), got {len(row)}"
+                )
+            question, answer = row[0].strip(), row[1].strip()
+            if not question or not answer:
+                raise DataError(f"{path}:{lineno}: empty question or answer")
+            rows.append({"question": question, "answer": answer})
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def load_mgsm(path: str, lang: str, limit: int = 0) -> list[dict]:
+    """Records `{"id", "lang", "question", "answer"}` for one language, from a folder or the hub."""
+    folder = Path(path)
+    if folder.is_dir():
+        rows = read_mgsm_tsv(folder / f"mgsm_{lang}.tsv")
+    else:
+        import datasets
+
+        try:
+            ds = datasets.load_dataset(path, lang, split="test")
+        except Exception as e:
+            raise DataError(
+                f"eval.mgsm.path: {path!r} is not a folder and could not be loaded from the hub: {e}"
+            ) from e
+        rows = [{"question": r["question"], "answer": str(r["answer_number"])} for r in ds]
+    if limit:
+        rows = rows[:limit]
+    return [{"id": f"mgsm-{i:04d}", "lang": lang, **r} for i, r in enumerate(rows)]

@@ -1,0 +1,90 @@
+"""The generation driver: deduplication, length-sorted batches, a resumable journal, a progress bar.
+
+Identical prompts are generated once. Requests are sorted longest first and cut into batches of
+`batch_size`; each finished batch is appended to a journal (outside the DVC outputs) keyed by the
+model, the decoding settings and each prompt. A stage killed part-way and rerun skips what the
+journal holds; since finished batches are always a prefix of the same sorted order, the remaining
+batches are the same as in an uninterrupted run, and so is the output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from lidr.backends import Backend, Completion, Decoding, Request
+from lidr.model import model_fingerprint
+
+JOURNAL_DIR = Path(os.environ.get("LIDR_JOURNAL_DIR", ".lidr/journal"))
+
+
+def _request_key(prefix: str, text: str) -> str:
+    return hashlib.sha256((prefix + "\0" + text).encode()).hexdigest()
+
+
+class Journal:
+    """Append-only JSONL of finished requests; a torn last line (a kill mid-write) is ignored."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.done: dict[str, Completion] = {}
+        if path is None or not path.exists():
+            return
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                    self.done[rec["key"]] = Completion(**rec["completion"])
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue
+
+    def append(self, items: list[tuple[str, Completion]]) -> None:
+        for key, c in items:
+            self.done[key] = c
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write("".join(json.dumps({"key": k, "completion": dataclasses.asdict(c)}) + "\n" for k, c in items))
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def generate(
+    backend: Backend,
+    requests: list[Request],
+    decoding: Decoding,
+    *,
+    model_dir: str | Path,
+    desc: str = "generate",
+    journal: bool = True,
+) -> list[Completion]:
+    """Completions for `requests`, in order."""
+    texts = [backend.render(r) for r in requests]
+    unique = list(dict.fromkeys(texts))
+    prefix = json.dumps(
+        [backend.name, model_fingerprint(model_dir), dataclasses.asdict(decoding), backend.batch_size], sort_keys=True
+    )
+    keys = {t: _request_key(prefix, t) for t in unique}
+    journal_path = JOURNAL_DIR / f"{hashlib.sha256(prefix.encode()).hexdigest()[:16]}.jsonl" if journal else None
+    log = Journal(journal_path)
+    lengths = {t: backend.prompt_length(t) for t in unique}
+    order = sorted(unique, key=lambda t: (-lengths[t], keys[t]))
+    batches = [order[i : i + backend.batch_size] for i in range(0, len(order), backend.batch_size)]
+    with tqdm(total=len(unique), desc=desc, unit="req", dynamic_ncols=True) as bar:
+        tokens = 0
+        for batch in batches:
+            if all(keys[t] in log.done for t in batch):
+                bar.update(len(batch))
+                continue
+            outs = backend.generate_batch(batch, decoding)
+            log.append([(keys[t], c) for t, c in zip(batch, outs, strict=True)])
+            tokens += sum(c.n_tokens for c in outs)
+            bar.update(len(batch))
+            bar.set_postfix(tokens=tokens)
+    return [log.done[keys[t]] for t in texts]

@@ -1,0 +1,156 @@
+"""Preference pairs from the model's own responses and self-translations (METHOD.md, step 5).
+
+For a prompt id and a non-dominant language x:
+
+| pair_type       | lang | prompt          | chosen                          | rejected                       |
+|-----------------|------|-----------------|---------------------------------|--------------------------------|
+| x               | x    | prompt in x     | English response translated to x| the model's own response in x  |
+| en              | en   | English prompt  | the model's own English response| the x response translated to en|
+| x_untranslated  | x    | prompt in x     | English response, untranslated  | the model's own response in x  |
+
+`x_untranslated` replaces `x` when the English prompt itself asks for a translation. Records are
+joined on id with polars; a response or translation missing for an id raises.
+
+Pair record (TRL conversational format plus provenance):
+  {"id", "lang", "source_lang", "pair_type", "kind", "prompt": [msg], "chosen": [msg], "rejected": [msg],
+   "chosen_origin", "rejected_origin", "chosen_finish_reason", "rejected_finish_reason",
+   "translation_ok", "asks_translation"}
+A failed translation leaves that side's content null and `translation_ok` false.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from lidr.errors import JoinError
+from lidr.prompts import asks_for_translation
+
+
+def _require(df: pl.DataFrame, column: str, what: str) -> None:
+    missing = df.filter(pl.col(column).is_null())
+    if missing.height:
+        ids = ", ".join(missing["id"].head(5).to_list())
+        raise JoinError(f"{what} missing for id(s) {ids} ({missing.height} in all)")
+
+
+def build_pairs(
+    prompts_en: list[dict], responses: list[dict], translations: list[dict], dominant: str, others: tuple[str, ...]
+) -> list[dict]:
+    resp = pl.DataFrame(
+        {
+            "id": [r["id"] for r in responses],
+            "lang": [r["lang"] for r in responses],
+            "kind": [r["kind"] for r in responses],
+            "row": list(range(len(responses))),
+            "response": [r["response"] for r in responses],
+            "finish_reason": [r["finish_reason"] for r in responses],
+        }
+    )
+    tr = pl.DataFrame(
+        {
+            "id": [t["id"] for t in translations],
+            "source_lang": [t["source_lang"] for t in translations],
+            "target_lang": [t["target_lang"] for t in translations],
+            "text": [t["text"] for t in translations],
+            "ok": [t["ok"] for t in translations],
+            "tr_finish": [t["finish_reason"] for t in translations],
+        },
+        schema_overrides={"text": pl.String},
+    )
+    en_prompts = {p["id"]: p["text"] for p in prompts_en}
+    en = resp.filter(pl.col("lang") == dominant).select(
+        "id",
+        pl.col("row").alias("en_row"),
+        pl.col("response").alias("en_response"),
+        pl.col("finish_reason").alias("en_finish"),
+    )
+    pairs = []
+    for x in others:
+        rx = resp.filter(pl.col("lang") == x)
+        to_x = tr.filter((pl.col("source_lang") == dominant) & (pl.col("target_lang") == x)).select(
+            "id",
+            pl.col("text").alias("en_in_x"),
+            pl.col("ok").alias("to_x_ok"),
+            pl.col("tr_finish").alias("to_x_finish"),
+        )
+        to_en = tr.filter((pl.col("source_lang") == x) & (pl.col("target_lang") == dominant)).select(
+            "id",
+            pl.col("text").alias("x_in_en"),
+            pl.col("ok").alias("to_en_ok"),
+            pl.col("tr_finish").alias("to_en_finish"),
+        )
+        joined = rx.join(en, on="id", how="left", validate="1:1")
+        _require(joined, "en_row", f"{dominant} response (needed by {x} responses)")
+        joined = joined.join(to_x, on="id", how="left", validate="1:1").join(
+            to_en, on="id", how="left", validate="1:1"
+        )
+        _require(joined, "to_x_ok", f"{dominant}->{x} translation of the {dominant} response")
+        _require(joined, "to_en_ok", f"{x}->{dominant} translation of the {x} response")
+        for row in joined.sort("row").iter_rows(named=True):
+            x_messages = responses[row["row"]]["messages"]
+            en_messages = responses[row["en_row"]]["messages"]
+            untranslated = asks_for_translation(en_prompts.get(row["id"], ""))
+            common = {"id": row["id"], "source_lang": x, "kind": row["kind"], "asks_translation": untranslated}
+            if untranslated:
+                x_pair = {
+                    **common,
+                    "lang": x,
+                    "pair_type": "x_untranslated",
+                    "prompt": x_messages,
+                    "chosen": _assistant(row["en_response"]),
+                    "rejected": _assistant(row["response"]),
+                    "chosen_origin": f"{dominant} response",
+                    "rejected_origin": f"{x} response",
+                    "chosen_finish_reason": row["en_finish"],
+                    "rejected_finish_reason": row["finish_reason"],
+                    "translation_ok": True,
+                }
+            else:
+                x_pair = {
+                    **common,
+                    "lang": x,
+                    "pair_type": "x",
+                    "prompt": x_messages,
+                    "chosen": _assistant(row["en_in_x"]),
+                    "rejected": _assistant(row["response"]),
+                    "chosen_origin": f"{dominant} response translated to {x}",
+                    "rejected_origin": f"{x} response",
+                    "chosen_finish_reason": row["to_x_finish"],
+                    "rejected_finish_reason": row["finish_reason"],
+                    "translation_ok": bool(row["to_x_ok"]),
+                }
+            en_pair = {
+                **common,
+                "lang": dominant,
+                "pair_type": dominant,
+                "prompt": en_messages,
+                "chosen": _assistant(row["en_response"]),
+                "rejected": _assistant(row["x_in_en"]),
+                "chosen_origin": f"{dominant} response",
+                "rejected_origin": f"{x} response translated to {dominant}",
+                "chosen_finish_reason": row["en_finish"],
+                "rejected_finish_reason": row["to_en_finish"],
+                "translation_ok": bool(row["to_en_ok"]),
+            }
+            pairs += [x_pair, en_pair]
+    return pairs
+
+
+def _assistant(content: str | None) -> list[dict]:
+    return [{"role": "assistant", "content": content}]
+
+
+def translation_jobs(responses: list[dict], dominant: str, others: tuple[str, ...]) -> list[dict]:
+    """Which responses to translate: every dominant response into every x, every x response into dominant."""
+    jobs = []
+    for r in responses:
+        if r["lang"] == dominant:
+            jobs += [
+                {"id": r["id"], "source_lang": dominant, "target_lang": x, "source_text": r["response"]}
+                for x in others
+            ]
+        elif r["lang"] in others:
+            jobs.append(
+                {"id": r["id"], "source_lang": r["lang"], "target_lang": dominant, "source_text": r["response"]}
+            )
+    return jobs

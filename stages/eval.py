@@ -1,0 +1,100 @@
+"""Evaluate a model per language on an MGSM-layout math set: accuracy and off-target rate.
+
+The question goes in the reference's math wrapper; greedy decoding, repetition penalty from params.
+Accuracy: the last number of the answer equals the gold answer. Off-target: py3langid, restricted to
+the configured languages, says the answer is not in the question's language.
+
+Output record: {"id", "lang", "question", "gold", "response", "predicted", "correct", "detected_lang",
+                "on_target", "finish_reason", "n_tokens"}
+Metrics: {"mgsm": {lang: {"accuracy", "off_target_rate", "n"}}, "mgsm_avg": {"accuracy", "off_target_rate"}}
+
+    python -m stages.eval --model models/m1 --answers data/m1/eval_answers.jsonl \
+        --metrics metrics/eval/m1.json --cost metrics/cost/m1/eval.json
+"""
+
+import polars as pl
+
+from lidr import stage
+from lidr.backends import Decoding, Request, make_backend
+from lidr.data import load_mgsm
+from lidr.evaluate import detect_language, extract_last_number, is_correct
+from lidr.generate import generate
+from lidr.io import write_json, write_jsonl
+from lidr.prompts import task_messages
+
+
+def score(rows: list[dict], completions, languages: tuple[str, ...]) -> list[dict]:
+    out = []
+    for row, c in zip(rows, completions, strict=True):
+        response = c.text.strip()
+        detected, _ = detect_language(response, languages) if response else (None, 0.0)
+        out.append(
+            {
+                "id": row["id"],
+                "lang": row["lang"],
+                "question": row["question"],
+                "gold": row["answer"],
+                "response": response,
+                "predicted": extract_last_number(response),
+                "correct": is_correct(response, row["answer"]),
+                "detected_lang": detected,
+                "on_target": detected == row["lang"],
+                "finish_reason": c.finish_reason,
+                "n_tokens": c.n_tokens,
+            }
+        )
+    return out
+
+
+def summarise(records: list[dict]) -> dict:
+    df = pl.DataFrame(records)
+    per_lang = df.group_by("lang", maintain_order=True).agg(
+        pl.col("correct").mean().alias("accuracy"),
+        (~pl.col("on_target")).mean().alias("off_target_rate"),
+        pl.len().alias("n"),
+    )
+    mgsm = {
+        r["lang"]: {
+            "accuracy": round(r["accuracy"], 4),
+            "off_target_rate": round(r["off_target_rate"], 4),
+            "n": r["n"],
+        }
+        for r in per_lang.iter_rows(named=True)
+    }
+    return {
+        "mgsm": mgsm,
+        "mgsm_avg": {
+            "accuracy": round(per_lang["accuracy"].mean(), 4),
+            "off_target_rate": round(per_lang["off_target_rate"].mean(), 4),
+        },
+    }
+
+
+def main(args) -> None:
+    params = stage.params_of(args)
+    m = params.eval.mgsm
+    rows = [r for lang in m.languages for r in load_mgsm(m.path, lang, m.limit)]
+    decoding = Decoding(
+        max_new_tokens=params.eval.max_new_tokens,
+        repetition_penalty=params.generation.repetition_penalty,
+        seed=params.seed,
+    )
+    backend = make_backend(params, args.model)
+    cost = stage.Cost()
+    requests = [Request.chat(task_messages(r["question"], "math", r["lang"])) for r in rows]
+    completions = generate(backend, requests, decoding, model_dir=args.model, desc="evaluate mgsm")
+    cost.add(completions)
+    languages = tuple(dict.fromkeys((*params.languages.all, *m.languages)))
+    records = score(rows, completions, languages)
+    metrics = summarise(records)
+    write_jsonl(args.answers, records)
+    write_json(args.metrics, metrics)
+    write_json(args.cost, cost.as_metrics())
+    print(pl.DataFrame([{"lang": k, **v} for k, v in metrics["mgsm"].items()]))
+
+
+if __name__ == "__main__":
+    ap = stage.parser(__doc__)
+    for flag in ("--model", "--answers", "--metrics", "--cost"):
+        ap.add_argument(flag, required=True)
+    stage.run(main, ap)

@@ -1,0 +1,59 @@
+"""Every prompt answered in every language by the iteration's starting model.
+
+Greedy, repetition penalty from params (1.1), one response per prompt; math prompts go in the
+reference's math wrapper. Prompts whose translation failed are not answered.
+
+Input: prompts.jsonl (see translate_prompts)
+Output record: {"id", "kind", "lang", "messages": [msg], "response", "finish_reason", "n_tokens"}
+
+    python -m stages.generate --model models/m0 --prompts data/m1/prompts.jsonl \
+        --out data/m1/responses.jsonl --meta data/m1/responses.meta.json --cost metrics/cost/m1/generate.json
+"""
+
+import polars as pl
+
+from lidr import stage
+from lidr.backends import Decoding, Request, make_backend
+from lidr.generate import generate
+from lidr.io import read_jsonl, write_json, write_jsonl
+from lidr.prompts import task_messages
+
+
+def main(args) -> None:
+    params = stage.params_of(args)
+    prompts = [p for p in read_jsonl(args.prompts, required=("id", "kind", "lang", "text", "ok")) if p["ok"]]
+    messages = [task_messages(p["text"], p["kind"], p["lang"]) for p in prompts]
+    decoding = Decoding(
+        max_new_tokens=params.generation.max_new_tokens,
+        repetition_penalty=params.generation.repetition_penalty,
+        seed=params.seed,
+    )
+    cost = stage.Cost()
+    backend = make_backend(params, args.model)
+    completions = generate(
+        backend, [Request.chat(m) for m in messages], decoding, model_dir=args.model, desc="answer prompts"
+    )
+    cost.add(completions)
+    records = [
+        {
+            "id": p["id"],
+            "kind": p["kind"],
+            "lang": p["lang"],
+            "messages": m,
+            "response": c.text.strip(),
+            "finish_reason": c.finish_reason,
+            "n_tokens": c.n_tokens,
+        }
+        for p, m, c in zip(prompts, messages, completions, strict=True)
+    ]
+    write_jsonl(args.out, records)
+    stage.write_meta(args.meta, backend.name, args.model, decoding=decoding.__dict__)
+    write_json(args.cost, cost.as_metrics())
+    print(pl.DataFrame(records).group_by("lang", "finish_reason").len().sort("lang", "finish_reason"))
+
+
+if __name__ == "__main__":
+    ap = stage.parser(__doc__)
+    for flag in ("--model", "--prompts", "--out", "--meta", "--cost"):
+        ap.add_argument(flag, required=True)
+    stage.run(main, ap)

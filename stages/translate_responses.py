@@ -1,0 +1,41 @@
+"""Self-translation of responses: every English response into every x, every x response into English.
+
+Input: responses.jsonl (see generate)
+Output record: {"id", "source_lang", "target_lang", "source_text", "text": str|null, "ok", "error", "raw",
+                "finish_reason", "n_tokens"}
+
+    python -m stages.translate_responses --model models/m0 --responses data/m1/responses.jsonl \
+        --out data/m1/translations.jsonl --meta data/m1/translations.meta.json \
+        --cost metrics/cost/m1/translate_responses.json
+"""
+
+import polars as pl
+
+from lidr import stage
+from lidr.backends import make_backend
+from lidr.io import read_jsonl, write_json, write_jsonl
+from lidr.pairs import translation_jobs
+from lidr.translate import translate, translation_decoding
+
+
+def main(args) -> None:
+    params = stage.params_of(args)
+    responses = read_jsonl(args.responses, required=("id", "lang", "response"))
+    jobs = translation_jobs(responses, params.languages.dominant, params.languages.others)
+    backend = make_backend(params, args.model)
+    decoding = translation_decoding(params.generation.translation_max_new_tokens, params.seed)
+    cost = stage.Cost()
+    records = translate(backend, jobs, decoding, args.model, desc="translate responses")
+    cost.tokens = sum(r["n_tokens"] for r in records)
+    cost.requests = len(records)
+    write_jsonl(args.out, records)
+    stage.write_meta(args.meta, backend.name, args.model, decoding=decoding.__dict__)
+    write_json(args.cost, cost.as_metrics())
+    print(pl.DataFrame(records).group_by("source_lang", "target_lang").agg(pl.col("ok").mean(), pl.len()))
+
+
+if __name__ == "__main__":
+    ap = stage.parser(__doc__)
+    for flag in ("--model", "--responses", "--out", "--meta", "--cost"):
+        ap.add_argument(flag, required=True)
+    stage.run(main, ap)
