@@ -1,0 +1,65 @@
+import copy
+
+import pytest
+import yaml
+
+from lidr.config import ParamsError, iteration_order, load_params, parse_params
+from tests.conftest import ROOT
+
+BASE = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def parse(**changes):
+    data = copy.deepcopy(BASE)
+    for dotted, value in changes.items():
+        *path, last = dotted.split("__")
+        node = data
+        for key in path:
+            node = node[key]
+        if value is KeyError:
+            del node[last]
+        else:
+            node[last] = value
+    return parse_params(data, root=ROOT)
+
+
+def test_default_params_are_valid():
+    p = load_params(ROOT / "params.yaml")
+    assert p.languages.all == ("en", "es", "de", "fr", "ru")
+    assert iteration_order(p) == ["m1", "m2"]
+    assert p.iterations["m2"].start == "m1"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"betta": 0.1}, "unknown key betta"),
+        ({"train__learning_rte": 1e-5}, "unknown key train.learning_rte"),
+        ({"beta": "high"}, "beta: expected float"),
+        ({"beta": 0}, "beta: expected a value > 0"),
+        ({"beta": KeyError}, "missing key beta"),
+        ({"languages__others": ["es", "xx"]}, "languages.others[1]: unknown language code 'xx'"),
+        ({"languages__dominant": "klingon"}, "languages.dominant: unknown language code"),
+        ({"iterations": {"m1": {"start": "m9", "round": 0}}}, "iterations.m1.start: model 'm9' does not exist"),
+        ({"iterations": {"m1": {"start": "m0", "round": 0}, "m2": {"start": "m1", "round": 0}}}, "round 0 is also"),
+        ({"generation__batch_size": 0}, "generation.batch_size: expected a value > 0"),
+        ({"generation__backend": "llama.cpp"}, "generation.backend: expected 'transformers' or 'vllm'"),
+        ({"train__mode": "qlora"}, "train.mode"),
+        ({"model__base": "./no/such/model"}, "model.base"),
+        ({"prompts__sources": []}, "prompts.sources: expected at least one"),
+    ],
+)
+def test_bad_params_name_the_key(changes, message):
+    with pytest.raises(ParamsError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
+        parse(**changes)
+
+
+def test_yaml_floats_written_as_strings_are_accepted():
+    assert parse(train__learning_rate="5e-7").train.learning_rate == 5e-7
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("seed: 0\nbeta: [0.1\nmodel: {}\n")
+    with pytest.raises(ParamsError, match=r"params.yaml: line \d+, column \d+ is not valid YAML"):
+        load_params(bad)

@@ -1,0 +1,76 @@
+import json
+
+import pytest
+
+from lidr.config import PromptSource
+from lidr.data import load_mgsm, load_source, read_mgsm_tsv, sample_block, sample_prompts
+from lidr.errors import DataError
+from tests.conftest import ROOT, SHARED
+
+RECORDS = [{"id": f"p{i}", "kind": "general", "text": f"prompt {i}", "source": "s"} for i in range(10)]
+
+
+def test_sample_blocks_are_seeded_and_disjoint():
+    a0 = sample_block(RECORDS, 3, 0, seed=1, where="s")
+    a1 = sample_block(RECORDS, 3, 1, seed=1, where="s")
+    assert a0 == sample_block(RECORDS, 3, 0, seed=1, where="s")
+    assert not {r["id"] for r in a0} & {r["id"] for r in a1}
+    assert [r["id"] for r in a0] != [r["id"] for r in sample_block(RECORDS, 3, 0, seed=2, where="s")]
+
+
+def test_sample_block_past_the_end_says_so():
+    with pytest.raises(DataError, match="round 3 needs prompts 9..11"):
+        sample_block(RECORDS, 3, 3, seed=1, where="s")
+
+
+def test_alpagasus_and_gsm8k_layouts(tmp_path):
+    alpaca = tmp_path / "alpagasus.json"
+    alpaca.write_text(json.dumps([{"id": 7, "instruction": "Say hi.", "input": "", "output": "hi"}]))
+    gsm = tmp_path / "gsm8k.jsonl"
+    gsm.write_text(json.dumps({"question": "2+2?", "answer": "2+2=4\n#### 4"}) + "\n")
+    assert load_source(PromptSource(str(alpaca), "general", 1)) == [
+        {"id": "7", "kind": "general", "text": "Say hi.", "source": str(alpaca)}
+    ]
+    assert load_source(PromptSource(str(gsm), "math", 1)) == [
+        {"id": "gsm8k-0", "kind": "math", "text": "2+2?", "source": str(gsm)}
+    ]
+
+
+def test_broken_jsonl_line_names_file_and_line(tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"instruction": "a"}\n{"instruction": "b"\n')
+    with pytest.raises(DataError, match=r"p.jsonl:2: not valid JSON"):
+        load_source(PromptSource(str(f), "general", 1))
+
+
+def test_missing_text_field_and_empty_source(tmp_path):
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"instruction": "a"}\n{"instruction": ""}\n')
+    with pytest.raises(DataError, match="record 2: field 'instruction' is missing or empty"):
+        load_source(PromptSource(str(f), "general", 1))
+    empty = tmp_path / "e.jsonl"
+    empty.write_text("")
+    with pytest.raises(DataError, match="empty"):
+        load_source(PromptSource(str(empty), "general", 1))
+
+
+def test_builtin_sources_sample_both_kinds():
+    sources = (PromptSource(str(ROOT / "data/builtin/general_en.jsonl"), "general", 4),
+               PromptSource(str(ROOT / "data/builtin/math_en.jsonl"), "math", 2))
+    first, second = sample_prompts(sources, 0, seed=0), sample_prompts(sources, 1, seed=0)
+    assert [p["kind"] for p in first] == ["general"] * 4 + ["math"] * 2
+    assert not {p["id"] for p in first} & {p["id"] for p in second}
+
+
+def test_real_mgsm_files_read_in_full():
+    for lang in ("en", "de", "zh", "bn"):
+        rows = read_mgsm_tsv(SHARED / "data" / "mgsm" / f"mgsm_{lang}.tsv")
+        assert len(rows) == 250
+    en = load_mgsm(str(SHARED / "data" / "mgsm"), "en", limit=3)
+    assert en[0]["answer"] == "18" and en[0]["lang"] == "en" and len(en) == 3
+
+
+def test_tsv_with_wrong_columns_names_file_and_line(tmp_path):
+    (tmp_path / "mgsm_en.tsv").write_text("q1\t1\nq2 without answer\n")
+    with pytest.raises(DataError, match=r"mgsm_en.tsv:2: expected 2 tab-separated columns"):
+        load_mgsm(str(tmp_path), "en")
