@@ -2,8 +2,8 @@
 
 Two in-memory batches (ephemeral GX context, pandas, no network, no files):
 - `kept`: one row per kept pair (id, lang, source_lang, pair_type, the prompt/chosen/rejected texts,
-  their lengths, whether chosen equals rejected): no nulls, the schema, `lang` in the configured set,
-  lengths within bounds, chosen != rejected;
+  their lengths, whether chosen equals rejected): at least one row, the schema, no nulls, `lang` in
+  the configured set, lengths within bounds, chosen != rejected;
 - `per_language`: one row per configured language (kept, total, kept_share): at least
   `filter.suite.min_pairs_per_lang` kept pairs and a kept share of at least `min_kept_share`.
 
@@ -108,6 +108,7 @@ def run_suite(kept: list[dict], rejected: list[dict], langs: tuple[str, ...], su
     kept_df = pd.DataFrame(kept_rows(kept), columns=list(KEPT_COLUMNS))
     lang_df = pd.DataFrame(language_rows(kept, rejected, langs), columns=["lang", "kept", "total", "kept_share"])
     kept_suite = [
+        E.ExpectTableRowCountToBeBetween(min_value=1),  # training needs at least one pair
         E.ExpectTableColumnsToMatchSet(column_set=list(KEPT_COLUMNS), exact_match=True),
         *[
             E.ExpectColumnValuesToNotBeNull(column=c)

@@ -316,3 +316,14 @@ def test_the_suite_checks_the_kept_pairs_themselves(params):
     failures = "\n".join(result["failures"])
     assert "expect_column_values_to_be_in_set(lang;" in failures and "by language: it 1" in failures
     assert "expect_column_values_to_be_between(chosen_chars;" in failures and "values: [30000]" in failures
+
+
+def test_the_stage_refuses_a_set_with_nothing_left(tmp_path, capsys):
+    nothing = [pair(chosen=None)]
+    with pytest.raises(SystemExit):
+        run_stage(tmp_path, nothing, "  suite: {min_pairs_per_lang: 0}\n")
+    err = capsys.readouterr().err
+    assert (
+        "0 of 1 pairs kept" in err
+        and "expect_table_row_count_to_be_between(table; {'min_value': 1}): observed 0" in err
+    )
