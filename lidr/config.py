@@ -74,11 +74,90 @@ class GenerationParams:
     tensor_parallel_size: int = 1  # vLLM only
 
 
+Side = Literal["chosen", "rejected"]
+
+# Characters of a text in a language per character of the same text in English, as a [low, high]
+# band: Chinese and Japanese take about a third of the characters, Romance and Slavic languages a
+# little more. Wide on purpose: the rule catches truncated, looping or empty translations, not style.
+DEFAULT_LENGTH_BANDS: dict[str, tuple[float, float]] = {
+    "en": (0.5, 2.0),
+    "es": (0.6, 2.4),
+    "fr": (0.6, 2.4),
+    "de": (0.6, 2.4),
+    "ru": (0.55, 2.3),
+    "sw": (0.6, 2.4),
+    "bn": (0.5, 2.2),
+    "te": (0.5, 2.3),
+    "th": (0.45, 2.1),
+    "ja": (0.15, 0.9),
+    "zh": (0.12, 0.8),
+}
+
+
+@dataclass(frozen=True)
+class RuleSwitch:
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class SidedRule:
+    enabled: bool = True
+    sides: tuple[Side, ...] = ("chosen", "rejected")
+
+
+@dataclass(frozen=True)
+class TruncatedRule:
+    enabled: bool = True
+    sides: tuple[Side, ...] = ("chosen",)
+    include_source: bool = True  # a translation of a response cut by the token limit is cut too
+
+
+@dataclass(frozen=True)
+class WrongLanguageRule:
+    enabled: bool = True
+    sides: tuple[Side, ...] = ("chosen",)
+    min_confidence: float = 0.9  # below this the detector is unsure and the side passes
+    min_chars: int = 20  # shorter texts are too short to identify and pass
+    confusers: tuple[str, ...] = ("it", "pt", "nl", "uk")  # also considered by the detector
+
+
+@dataclass(frozen=True)
+class DegenerateRule:
+    enabled: bool = True
+    sides: tuple[Side, ...] = ("chosen", "rejected")
+    max_line_repeats: int = 3  # a non-blank line seen this many times
+    ngram: int = 4  # words (or CJK characters) per n-gram
+    max_ngram_repeats: int = 6  # an n-gram seen this many times
+
+
+@dataclass(frozen=True)
+class LengthRatioRule:
+    enabled: bool = True
+    sides: tuple[Side, ...] = ("chosen", "rejected")
+    min_chars: int = 20  # sources shorter than this are not measured
+    bands: dict[str, tuple[float, ...]] = field(default_factory=lambda: dict(DEFAULT_LENGTH_BANDS))
+
+
+@dataclass(frozen=True)
+class SuiteParams:  # the great-expectations suite over the kept pairs
+    min_pairs_per_lang: int = 1
+    min_kept_share: float = 0.0  # per language: kept / (kept + rejected)
+    min_chars: int = 1  # per side
+    max_chars: int = 20000
+
+
 @dataclass(frozen=True)
 class FilterParams:
-    drop_failed_translation: bool = True
-    drop_empty: bool = True
-    drop_identical: bool = True
+    failed_translation: RuleSwitch = field(default_factory=RuleSwitch)
+    empty: SidedRule = field(default_factory=SidedRule)
+    identical: RuleSwitch = field(default_factory=RuleSwitch)
+    truncated: TruncatedRule = field(default_factory=TruncatedRule)
+    wrong_language: WrongLanguageRule = field(default_factory=WrongLanguageRule)
+    degenerate: DegenerateRule = field(default_factory=DegenerateRule)
+    length_ratio: LengthRatioRule = field(default_factory=LengthRatioRule)
+    echo: RuleSwitch = field(default_factory=RuleSwitch)  # a "translation" identical to its source
+    duplicate: RuleSwitch = field(default_factory=RuleSwitch)
+    suite: SuiteParams = field(default_factory=SuiteParams)
 
 
 @dataclass(frozen=True)
@@ -291,6 +370,52 @@ def _check_languages(p: Params) -> None:
         raise ParamsError(f"languages.others: a language is listed twice: {list(p.languages.others)}")
 
 
+def _check_filter(p: Params) -> None:
+    f = p.filter
+    for key, value in {
+        "filter.wrong_language.min_chars": f.wrong_language.min_chars,
+        "filter.length_ratio.min_chars": f.length_ratio.min_chars,
+        "filter.suite.min_pairs_per_lang": f.suite.min_pairs_per_lang,
+        "filter.suite.min_chars": f.suite.min_chars,
+    }.items():
+        if value < 0:
+            raise ParamsError(f"{key}: expected a value >= 0, got {value}")
+    if f.degenerate.ngram < 1:
+        raise ParamsError(f"filter.degenerate.ngram: expected a value >= 1, got {f.degenerate.ngram}")
+    for key in ("max_line_repeats", "max_ngram_repeats"):
+        if getattr(f.degenerate, key) < 2:
+            raise ParamsError(f"filter.degenerate.{key}: expected a value >= 2, got {getattr(f.degenerate, key)}")
+    if not 0.0 <= f.wrong_language.min_confidence <= 1.0:
+        raise ParamsError(
+            f"filter.wrong_language.min_confidence: expected 0 to 1, got {f.wrong_language.min_confidence}"
+        )
+    if not 0.0 <= f.suite.min_kept_share <= 1.0:
+        raise ParamsError(f"filter.suite.min_kept_share: expected 0 to 1, got {f.suite.min_kept_share}")
+    if f.suite.max_chars < max(f.suite.min_chars, 1):
+        raise ParamsError(
+            f"filter.suite.max_chars: expected a value >= min_chars ({f.suite.min_chars}), got {f.suite.max_chars}"
+        )
+    try:
+        for i, code in enumerate(f.wrong_language.confusers):
+            language_name(code, where=f"filter.wrong_language.confusers[{i}]")
+        for code in f.length_ratio.bands:
+            language_name(code, where=f"filter.length_ratio.bands.{code}")
+    except UnknownLanguageError as e:
+        raise ParamsError(str(e)) from None
+    for code, band in f.length_ratio.bands.items():
+        if len(band) != 2 or not 0 < band[0] < band[1]:
+            raise ParamsError(
+                f"filter.length_ratio.bands.{code}: expected [low, high] with 0 < low < high, got {list(band)}"
+            )
+    if f.length_ratio.enabled:
+        missing = [code for code in p.languages.others if code not in f.length_ratio.bands]
+        if missing:
+            raise ParamsError(
+                f"filter.length_ratio.bands: no band for language {missing[0]!r} (listed in languages.others); "
+                "add one as [low, high] characters per English character, or set filter.length_ratio.enabled: false"
+            )
+
+
 def _check_iterations(p: Params) -> None:
     if not p.iterations:
         raise ParamsError("iterations: expected at least one iteration, e.g. m1: {start: m0, round: 0}")
@@ -346,6 +471,7 @@ def parse_params(data: Any, *, root: Path = Path("."), source: str = "params.yam
         _check_languages(p)
         _check_iterations(p)
         _check_model(p, root)
+        _check_filter(p)
     except ParamsError as e:
         raise ParamsError(f"{source}: {e}") from None
     return p

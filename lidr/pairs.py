@@ -14,8 +14,11 @@ joined on id with polars; a response or translation missing for an id raises.
 Pair record (TRL conversational format plus provenance):
   {"id", "lang", "source_lang", "pair_type", "kind", "prompt": [msg], "chosen": [msg], "rejected": [msg],
    "chosen_origin", "rejected_origin", "chosen_finish_reason", "rejected_finish_reason",
-   "translation_ok", "asks_translation"}
-A failed translation leaves that side's content null and `translation_ok` false.
+   "translation_ok", "asks_translation", "chosen_source", "rejected_source",
+   "chosen_source_finish_reason", "rejected_source_finish_reason"}
+A failed translation leaves that side's content null and `translation_ok` false. `*_source` is the
+text a translated side was translated from (null for an untranslated side), and
+`*_source_finish_reason` how its generation ended: the gate measures length ratios and truncation on them.
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ def build_pairs(
                     "chosen_finish_reason": row["en_finish"],
                     "rejected_finish_reason": row["finish_reason"],
                     "translation_ok": True,
+                    **_sources(None, None, None, None),
                 }
             else:
                 x_pair = {
@@ -118,6 +122,7 @@ def build_pairs(
                     "chosen_finish_reason": row["to_x_finish"],
                     "rejected_finish_reason": row["finish_reason"],
                     "translation_ok": bool(row["to_x_ok"]),
+                    **_sources(row["en_response"], row["en_finish"], None, None),
                 }
             en_pair = {
                 **common,
@@ -131,9 +136,19 @@ def build_pairs(
                 "chosen_finish_reason": row["en_finish"],
                 "rejected_finish_reason": row["to_en_finish"],
                 "translation_ok": bool(row["to_en_ok"]),
+                **_sources(None, None, row["response"], row["finish_reason"]),
             }
             pairs += [x_pair, en_pair]
     return pairs
+
+
+def _sources(chosen: str | None, chosen_finish: str | None, rejected: str | None, rejected_finish: str | None) -> dict:
+    return {
+        "chosen_source": chosen,
+        "rejected_source": rejected,
+        "chosen_source_finish_reason": chosen_finish,
+        "rejected_source_finish_reason": rejected_finish,
+    }
 
 
 def _assistant(content: str | None) -> list[dict]:

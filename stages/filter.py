@@ -1,55 +1,65 @@
-"""Gate the preference pairs: drop failed translations, empty and identical sides; count per language and rule.
+"""The data-quality gate: named rules per pair and side, then a great-expectations suite over what is kept.
 
-Inputs: pairs.jsonl. Outputs: kept pairs (what training reads), rejected pairs with `rejected_by`,
-and metrics {"kept": {lang: n}, "rejected": {lang: n}, "rules": {rule: n}, "kept_share": {lang: x}}.
+Rules and thresholds: params.yaml `filter` (lidr/gate.py); the suite: `filter.suite` (lidr/quality.py).
+
+Input: pairs.jsonl (schema in lidr/pairs.py). Outputs:
+- kept pairs, what training reads: {"id", "lang", "source_lang", "pair_type", "prompt", "chosen", "rejected"};
+- rejected pairs: the pair record plus "rejected_by": [rule], "reasons": ["rule[side]: detail"];
+- metrics: {"kept"|"rejected"|"kept_share": {lang: x}, "rules": {rule: n}, "rules_by_lang": {lang: {rule: n}},
+  "rules_by_side": {side: {rule: n}}, "total": {"kept", "rejected"}, "suite": {"success", "failed"}};
+- validation: {"success", "kept": GX result, "per_language": GX result, "failures": [str]};
+- report: Markdown for a person.
+When the suite fails, the stage writes the validation and the report (both marked failed), removes any
+stale kept pairs and metrics, and exits 2 naming the failed expectation, the language and the numbers.
 
     python -m stages.filter --pairs data/m1/pairs.jsonl --kept data/m1/pairs_kept.jsonl \
-        --rejected data/m1/pairs_rejected.jsonl --metrics metrics/gate/m1.json
+        --rejected data/m1/pairs_rejected.jsonl --metrics metrics/gate/m1.json \
+        --validation metrics/gate/m1.validation.json --report metrics/gate/m1.md
 """
 
-import polars as pl
+from pathlib import Path
 
 from lidr import stage
 from lidr.errors import GateError
 from lidr.gate import apply_rules
-from lidr.io import read_jsonl, write_json, write_jsonl
+from lidr.io import read_jsonl, write_json, write_jsonl, write_text
+from lidr.quality import gate_metrics, report_markdown, run_suite
 
 TRAIN_FIELDS = ("id", "lang", "source_lang", "pair_type", "prompt", "chosen", "rejected")
+REQUIRED = ("id", "lang", "source_lang", "pair_type", "prompt", "chosen", "rejected", "translation_ok")
 
 
-def gate_metrics(kept: list[dict], rejected: list[dict], langs: tuple[str, ...]) -> dict:
-    k = pl.DataFrame({"lang": [p["lang"] for p in kept]}, schema={"lang": pl.String})
-    r = pl.DataFrame({"lang": [p["lang"] for p in rejected]}, schema={"lang": pl.String})
-    kept_n = {lang: k.filter(pl.col("lang") == lang).height for lang in langs}
-    rej_n = {lang: r.filter(pl.col("lang") == lang).height for lang in langs}
-    rules = pl.DataFrame({"rule": [x for p in rejected for x in p["rejected_by"]]}, schema={"rule": pl.String})
-    return {
-        "kept": kept_n,
-        "rejected": rej_n,
-        "kept_share": {
-            lang: round(kept_n[lang] / (kept_n[lang] + rej_n[lang]), 4) if kept_n[lang] + rej_n[lang] else 0.0
-            for lang in langs
-        },
-        "rules": {row["rule"]: row["len"] for row in rules.group_by("rule").len().sort("rule").iter_rows(named=True)},
-        "total": {"kept": len(kept), "rejected": len(rejected)},
-    }
+def gate(pairs: list[dict], params) -> tuple[list[dict], list[dict], dict, dict]:
+    """(kept, rejected, metrics, validation) of the pairs under params.filter."""
+    langs = params.languages.all
+    kept, rejected = apply_rules(pairs, params.filter, langs)
+    metrics = gate_metrics(kept, rejected, langs)
+    validation = run_suite(kept, rejected, langs, params.filter.suite)
+    metrics["suite"] = {"success": validation["success"], "failed": len(validation["failures"])}
+    return kept, rejected, metrics, validation
 
 
 def main(args) -> None:
     params = stage.params_of(args)
-    pairs = read_jsonl(args.pairs, required=("id", "lang", "prompt", "chosen", "rejected", "translation_ok"))
-    kept, rejected = apply_rules(pairs, params.filter)
-    if not kept:
-        raise GateError(f"{args.pairs}: the gate rejected every pair; nothing to train on")
-    metrics = gate_metrics(kept, rejected, params.languages.all)
+    pairs = read_jsonl(args.pairs, required=REQUIRED)
+    kept, rejected, metrics, validation = gate(pairs, params)
+    write_json(args.validation, validation)
+    write_text(args.report, report_markdown(Path(args.pairs).parent.name, metrics, validation, rejected))
+    if not validation["success"]:
+        for stale in (args.kept, args.metrics):
+            Path(stale).unlink(missing_ok=True)
+        raise GateError(
+            f"{args.pairs}: the data-quality gate failed ({len(kept)} of {len(pairs)} pairs kept; "
+            f"report: {args.report}): " + " | ".join(validation["failures"])
+        )
     write_jsonl(args.kept, [{f: p[f] for f in TRAIN_FIELDS} for p in kept])
     write_jsonl(args.rejected, rejected)
     write_json(args.metrics, metrics)
-    print(metrics)
+    print(f"kept {metrics['kept']}, rejected {metrics['rejected']}; rejections per rule {metrics['rules']}")
 
 
 if __name__ == "__main__":
     ap = stage.parser(__doc__)
-    for flag in ("--pairs", "--kept", "--rejected", "--metrics"):
+    for flag in ("--pairs", "--kept", "--rejected", "--metrics", "--validation", "--report"):
         ap.add_argument(flag, required=True)
     stage.run(main, ap)

@@ -28,11 +28,15 @@ def test_pairs_follow_the_method_table():
         "rejected": [{"role": "assistant", "content": "Una fruta es manzana."}],
         "chosen_origin": "en response translated to es", "rejected_origin": "es response",
         "chosen_finish_reason": "stop", "rejected_finish_reason": "length", "translation_ok": True,
+        "chosen_source": "An apple.", "chosen_source_finish_reason": "stop",
+        "rejected_source": None, "rejected_source_finish_reason": None,
     }
     assert en_pair["lang"] == "en" and en_pair["source_lang"] == "es" and en_pair["pair_type"] == "en"
     assert en_pair["prompt"] == [{"role": "user", "content": "a in en"}]
     assert en_pair["chosen"][0]["content"] == "An apple."
     assert en_pair["rejected"][0]["content"] == "A fruit is apple."
+    assert (en_pair["chosen_source"], en_pair["rejected_source"]) == (None, "Una fruta es manzana.")
+    assert en_pair["rejected_source_finish_reason"] == "length"
 
 
 def test_english_pairs_are_kept_for_every_language():
@@ -50,6 +54,7 @@ def test_prompts_asking_for_a_translation_keep_the_english_response_untranslated
     x_pair, en_pair = build_pairs(PROMPTS, responses, translations, "en", ("es",))
     assert x_pair["pair_type"] == "x_untranslated" and x_pair["asks_translation"]
     assert x_pair["chosen"][0]["content"] == "gato"
+    assert x_pair["chosen_source"] is None and x_pair["rejected_source"] is None
     assert en_pair["pair_type"] == "en"
 
 
