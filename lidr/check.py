@@ -22,8 +22,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     iters = ", ".join(f"{k} (from {v.start})" for k, v in p.iterations.items())
-    print(f"{args.params}: ok. model {p.model.base}; languages {p.languages.dominant} + {', '.join(p.languages.others)};"
-          f" iterations {iters}; backend {p.generation.backend}")
+    others = ", ".join(p.languages.others)
+    print(
+        f"{args.params}: ok. model {p.model.base}; languages {p.languages.dominant} + {others};"
+        f" iterations {iters}; backend {p.generation.backend}"
+    )
     return 0
 
 
