@@ -50,9 +50,17 @@ def write_params(path: Path, **sections) -> Path:
 
 
 def stage_env(journal: Path, **extra: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LIDR_JOURNAL_DIR": str(journal), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",
-           "TOKENIZERS_PARALLELISM": "false", **extra}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LIDR_JOURNAL_DIR": str(journal),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "TOKENIZERS_PARALLELISM": "false",
+        **extra,
+    }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     return env
 
@@ -68,26 +76,57 @@ def journal_lines(journal: Path) -> int:
 class Generation:
     def __init__(self, root: Path, model: Path):
         self.root = root
-        self.params = write_params(root / "params.yaml", generation__batch_size=1, generation__max_new_tokens=48,
-                                   generation__threads=1)
+        self.params = write_params(
+            root / "params.yaml", generation__batch_size=1, generation__max_new_tokens=48, generation__threads=1
+        )
         self.prompts = root / "prompts.jsonl"
-        write_jsonl(self.prompts, [{"id": f"p{i}", "kind": "general", "lang": "en", "ok": True,
-                                    "text": f"Tell me fact number {i} about " + "rivers and seas " * (i % 5)}
-                                   for i in range(N_PROMPTS)])
+        write_jsonl(
+            self.prompts,
+            [
+                {
+                    "id": f"p{i}",
+                    "kind": "general",
+                    "lang": "en",
+                    "ok": True,
+                    "text": f"Tell me fact number {i} about " + "rivers and seas " * (i % 5),
+                }
+                for i in range(N_PROMPTS)
+            ],
+        )
         self.model = model
 
     def command(self, out: Path) -> list[str]:
-        return [sys.executable, "-m", "stages.generate", "--params", str(self.params), "--model", str(self.model),
-                "--prompts", str(self.prompts), "--out", str(out / "responses.jsonl"),
-                "--meta", str(out / "responses.meta.json"), "--cost", str(out / "cost.json")]
+        return [
+            sys.executable,
+            "-m",
+            "stages.generate",
+            "--params",
+            str(self.params),
+            "--model",
+            str(self.model),
+            "--prompts",
+            str(self.prompts),
+            "--out",
+            str(out / "responses.jsonl"),
+            "--meta",
+            str(out / "responses.meta.json"),
+            "--cost",
+            str(out / "cost.json"),
+        ]
 
 
 @pytest.fixture(scope="module")
 def generation(tmp_path_factory, tiny_model):
     gen = Generation(tmp_path_factory.mktemp("generation"), tiny_model)
     ref = gen.root / "reference"
-    proc = subprocess.run(gen.command(ref), cwd=ROOT, env=stage_env(gen.root / "journal-ref"), capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        gen.command(ref),
+        cwd=ROOT,
+        env=stage_env(gen.root / "journal-ref"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     gen.reference = ref
     return gen
@@ -97,8 +136,9 @@ def generation(tmp_path_factory, tiny_model):
 def test_a_killed_generation_stage_resumes_to_the_bytes_of_an_uninterrupted_run(sig, generation, tmp_path):
     journal, out = tmp_path / "journal", tmp_path / "out"
     with (tmp_path / "stderr").open("w") as err:
-        proc = subprocess.Popen(generation.command(out), cwd=ROOT, env=stage_env(journal), stdout=subprocess.DEVNULL,
-                                stderr=err)
+        proc = subprocess.Popen(
+            generation.command(out), cwd=ROOT, env=stage_env(journal), stdout=subprocess.DEVNULL, stderr=err
+        )
         try:
             deadline = time.monotonic() + 600
             while journal_lines(journal) < 1:
@@ -115,8 +155,9 @@ def test_a_killed_generation_stage_resumes_to_the_bytes_of_an_uninterrupted_run(
     assert 1 <= finished < N_PROMPTS, "killed part-way"
     assert not (out / "responses.jsonl").exists() and not (out / "responses.meta.json").exists()
 
-    rerun = subprocess.run(generation.command(out), cwd=ROOT, env=stage_env(journal), capture_output=True,
-                           text=True, timeout=600)
+    rerun = subprocess.run(
+        generation.command(out), cwd=ROOT, env=stage_env(journal), capture_output=True, text=True, timeout=600
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     for name in ("responses.jsonl", "responses.meta.json"):
         assert (out / name).read_bytes() == (generation.reference / name).read_bytes(), name
@@ -206,10 +247,28 @@ def test_check_command_accepts_the_default_params(capsys):
 def test_a_stage_with_bad_params_exits_2_with_one_line_before_loading_a_model(tmp_path):
     params = write_params(tmp_path / "params.yaml", generation__max_new_tokens=-3)
     proc = subprocess.run(
-        [sys.executable, "-m", "stages.generate", "--params", str(params), "--model", str(tmp_path / "no-model"),
-         "--prompts", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "r.jsonl"), "--meta",
-         str(tmp_path / "m.json"), "--cost", str(tmp_path / "c.json")],
-        cwd=ROOT, env=stage_env(tmp_path / "journal"), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "stages.generate",
+            "--params",
+            str(params),
+            "--model",
+            str(tmp_path / "no-model"),
+            "--prompts",
+            str(tmp_path / "none.jsonl"),
+            "--out",
+            str(tmp_path / "r.jsonl"),
+            "--meta",
+            str(tmp_path / "m.json"),
+            "--cost",
+            str(tmp_path / "c.json"),
+        ],
+        cwd=ROOT,
+        env=stage_env(tmp_path / "journal"),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 2
     assert proc.stderr == f"error: {params}: generation.max_new_tokens: expected a value > 0, got -3\n"
@@ -242,15 +301,22 @@ def run_main(module: str, tmp_path: Path, **paths) -> str:
 
 
 def generate_args(tmp_path: Path, prompts: Path) -> dict:
-    return {"model": tmp_path / "no-model", "prompts": prompts, "out": tmp_path / "r.jsonl",
-            "meta": tmp_path / "m.json", "cost": tmp_path / "c.json"}
+    return {
+        "model": tmp_path / "no-model",
+        "prompts": prompts,
+        "out": tmp_path / "r.jsonl",
+        "meta": tmp_path / "m.json",
+        "cost": tmp_path / "c.json",
+    }
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"id": "a", "kind": "general", "lang": "en", "text": "hi", "ok": true}\n{"id": "b", "kind": \n',
-         "prompts.jsonl:2: not valid JSON"),
+        (
+            '{"id": "a", "kind": "general", "lang": "en", "text": "hi", "ok": true}\n{"id": "b", "kind": \n',
+            "prompts.jsonl:2: not valid JSON",
+        ),
         ('{"id": "a", "kind": "general", "text": "hi", "ok": true}\n', "prompts.jsonl:1: missing field 'lang'"),
         ("[1, 2]\n", "prompts.jsonl:1: expected a JSON object, got list"),
         ("", "prompts.jsonl: no prompts to answer"),
@@ -271,8 +337,16 @@ def test_a_tsv_with_the_wrong_number_of_columns_stops_eval_naming_file_and_line(
     (mgsm / "mgsm_en.tsv").write_text("Two plus two?\t4\nThree plus three?\t6\textra\n", encoding="utf-8")
     (mgsm / "mgsm_es.tsv").write_text("¿Dos más dos?\t4\n", encoding="utf-8")
     params = write_params(tmp_path / "params.yaml", eval__mgsm__path=str(mgsm))
-    error = run_main("eval", tmp_path, params=params, model=tmp_path / "no-model", answers=tmp_path / "a.jsonl",
-                     metrics=tmp_path / "m.json", cost=tmp_path / "c.json", meta=tmp_path / "meta.json")
+    error = run_main(
+        "eval",
+        tmp_path,
+        params=params,
+        model=tmp_path / "no-model",
+        answers=tmp_path / "a.jsonl",
+        metrics=tmp_path / "m.json",
+        cost=tmp_path / "c.json",
+        meta=tmp_path / "meta.json",
+    )
     assert error == f"{mgsm / 'mgsm_en.tsv'}:2: expected 2 tab-separated columns (question, answer), got 3"
     with pytest.raises(DataError, match="mgsm_es.tsv: no rows"):
         (mgsm / "mgsm_es.tsv").write_text("\n")
@@ -284,8 +358,14 @@ def test_a_responses_file_missing_a_field_stops_pairing(tmp_path):
     prompts.write_text('{"id": "a", "text": "hi"}\n')
     responses = tmp_path / "responses.jsonl"
     responses.write_text('{"id": "a", "kind": "general", "lang": "en", "messages": [], "response": "x"}\n')
-    error = run_main("pair", tmp_path, prompts=prompts, responses=responses, translations=tmp_path / "t.jsonl",
-                     out=tmp_path / "pairs.jsonl")
+    error = run_main(
+        "pair",
+        tmp_path,
+        prompts=prompts,
+        responses=responses,
+        translations=tmp_path / "t.jsonl",
+        out=tmp_path / "pairs.jsonl",
+    )
     assert error.startswith(f"{responses}:1: missing field 'finish_reason'")
 
 
@@ -304,7 +384,10 @@ def test_an_uncached_hub_model_while_offline_is_a_clear_error_not_a_hang(tmp_pat
     params = write_params(tmp_path / "params.yaml", model__base="lidr-tests/no-such-model")
     proc = subprocess.run(
         [sys.executable, "-m", "stages.prepare_model", "--params", str(params), "--out", str(tmp_path / "m0")],
-        cwd=ROOT, env=stage_env(tmp_path / "journal", HF_HOME=str(tmp_path / "hf")), capture_output=True, text=True,
+        cwd=ROOT,
+        env=stage_env(tmp_path / "journal", HF_HOME=str(tmp_path / "hf")),
+        capture_output=True,
+        text=True,
         timeout=300,
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -320,7 +403,7 @@ def test_an_uncached_hub_dataset_while_offline_is_a_clear_error():
         load_source(PromptSource("lidr-tests/no-such-dataset", "general", 1))
 
 
-REMOTE_CODE = '''
+REMOTE_CODE = """
 import os, pathlib
 pathlib.Path(os.environ["LIDR_TEST_MARKER"]).write_text("remote code ran")
 from transformers import PretrainedConfig, PreTrainedModel
@@ -328,17 +411,25 @@ class EvilConfig(PretrainedConfig):
     model_type = "evil"
 class EvilModel(PreTrainedModel):
     config_class = EvilConfig
-'''
+"""
 
 
 @pytest.fixture
 def remote_code_model(tmp_path) -> Path:
     folder = tmp_path / "evil"
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({
-        "model_type": "evil", "architectures": ["EvilModel"],
-        "auto_map": {"AutoConfig": "modeling_evil.EvilConfig", "AutoModelForCausalLM": "modeling_evil.EvilModel"},
-    }))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "evil",
+                "architectures": ["EvilModel"],
+                "auto_map": {
+                    "AutoConfig": "modeling_evil.EvilConfig",
+                    "AutoModelForCausalLM": "modeling_evil.EvilModel",
+                },
+            }
+        )
+    )
     (folder / "modeling_evil.py").write_text(REMOTE_CODE)
     (folder / "model.safetensors").write_bytes(b"")
     return folder
@@ -364,8 +455,15 @@ def test_remote_code_runs_only_when_params_ask_for_it(remote_code_model, tmp_pat
         "try:\n    load_causal_lm(sys.argv[2], p)\nexcept Exception:\n    pass\n"
     )
     env = stage_env(tmp_path / "journal", LIDR_TEST_MARKER=str(marker), HF_MODULES_CACHE=str(tmp_path / "modules"))
-    subprocess.run([sys.executable, "-c", script, str(ROOT / "params.yaml"), str(remote_code_model)], cwd=ROOT,
-                   env=env, capture_output=True, text=True, timeout=300, check=True)
+    subprocess.run(
+        [sys.executable, "-c", script, str(ROOT / "params.yaml"), str(remote_code_model)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     assert marker.read_text() == "remote code ran"
 
 
