@@ -1,6 +1,6 @@
 """Check params.yaml (and the files it names) without running anything.
 
-python -m lidr.check [--params params.yaml]
+    python -m lidr.check [--params params.yaml]
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     iters = ", ".join(f"{k} (from {v.start})" for k, v in p.iterations.items())
+    others = ", ".join(p.languages.others)
     print(
-        f"{args.params}: ok. model {p.model.base}; languages {p.languages.dominant} + {', '.join(p.languages.others)};"
+        f"{args.params}: ok. model {p.model.base}; languages {p.languages.dominant} + {others};"
         f" iterations {iters}; backend {p.generation.backend}"
     )
     return 0

@@ -35,13 +35,17 @@ class Journal:
         self.done: dict[str, Completion] = {}
         if path is None or not path.exists():
             return
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                    self.done[rec["key"]] = Completion(**rec["completion"])
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):  # cut the torn line, or the next append would run into it
+            data = data[: data.rfind(b"\n") + 1]
+            with path.open("r+b") as f:
+                f.truncate(len(data))
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+                self.done[rec["key"]] = Completion(**rec["completion"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
 
     def append(self, items: list[tuple[str, Completion]]) -> None:
         for key, c in items:

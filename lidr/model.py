@@ -81,21 +81,44 @@ def check_model_dir(model_dir: str | Path) -> Path:
     return path
 
 
+def _refused_remote_code(path: Path, err: ValueError) -> ModelError | ValueError:
+    if "trust_remote_code" not in str(err):
+        return err
+    return ModelError(
+        f"{path}: this model needs its own Python code, and model.trust_remote_code is false; "
+        "set model.trust_remote_code: true in params.yaml only if you trust that code"
+    )
+
+
 def load_tokenizer(model_dir: str | Path, params: Params):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(check_model_dir(model_dir), trust_remote_code=params.model.trust_remote_code)
+    path = check_model_dir(model_dir)
+    try:
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=params.model.trust_remote_code)
+    except ValueError as e:
+        raise _refused_remote_code(path, e) from e
 
 
 def load_causal_lm(model_dir: str | Path, params: Params):
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(
-        check_model_dir(model_dir),
-        dtype=_torch_dtype(params),
-        use_safetensors=True,
-        trust_remote_code=params.model.trust_remote_code,
-    )
+    path = check_model_dir(model_dir)
+    if not any(path.glob("*.safetensors")):
+        pickled = sorted(f.name for f in path.iterdir() if f.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        raise ModelError(
+            f"{path}: no .safetensors weights; pickle weights ({', '.join(pickled) or 'none'}) are refused, "
+            "since loading them can run code. Convert the model to safetensors first."
+        )
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=_torch_dtype(params),
+            use_safetensors=True,
+            trust_remote_code=params.model.trust_remote_code,
+        )
+    except ValueError as e:
+        raise _refused_remote_code(path, e) from e
 
 
 def model_fingerprint(model_dir: str | Path) -> str:

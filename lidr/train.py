@@ -14,10 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
 from lidr.config import Params
+from lidr.io import atomic_path
 from lidr.model import load_causal_lm, load_tokenizer, model_fingerprint
 
 CHECKPOINT_ROOT = Path(os.environ.get("LIDR_CHECKPOINT_DIR", ".lidr/checkpoints"))
@@ -108,12 +110,16 @@ def train(
             task_type="CAUSAL_LM",
         )
     callbacks = []
+    # The curves are logged beside the trainer checkpoints (so a resumed run continues them) and copied
+    # to `live_dir` only at the end: a killed run never leaves a partial DVC output.
+    live_staging = ckpt_dir / "dvclive"
     if live_dir:
         from dvclive import Live
         from transformers.integrations import DVCLiveCallback
 
         resume = any(ckpt_dir.glob("checkpoint-*"))
-        callbacks.append(DVCLiveCallback(live=Live(live_dir, save_dvc_exp=False, dvcyaml=None, resume=resume)))
+        live = Live(str(live_staging), save_dvc_exp=False, dvcyaml=None, resume=resume)
+        callbacks.append(DVCLiveCallback(live=live))
     trainer = DPOTrainer(
         model=model,
         ref_model=None,
@@ -130,6 +136,9 @@ def train(
         final = final.merge_and_unload()
     final.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+    if live_dir:
+        with atomic_path(live_dir, directory=True) as tmp:
+            shutil.copytree(live_staging, tmp, dirs_exist_ok=True)
     history = [h for h in trainer.state.log_history if "loss" in h]
     return {
         "steps": trainer.state.global_step,

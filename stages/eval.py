@@ -9,7 +9,7 @@ Output record: {"id", "lang", "question", "gold", "response", "predicted", "corr
 Metrics: {"mgsm": {lang: {"accuracy", "off_target_rate", "n"}}, "mgsm_avg": {"accuracy", "off_target_rate"}}
 
     python -m stages.eval --model models/m1 --answers data/m1/eval_answers.jsonl \
-        --metrics metrics/eval/m1.json --cost metrics/cost/m1/eval.json
+        --metrics metrics/eval/m1.json --cost metrics/cost/m1/eval.json --meta data/m1/eval_answers.meta.json
 """
 
 import polars as pl
@@ -90,11 +90,12 @@ def main(args) -> None:
     write_jsonl(args.answers, records)
     write_json(args.metrics, metrics)
     write_json(args.cost, cost.as_metrics())
+    stage.write_meta(args.meta, backend.name, args.model, decoding=decoding.__dict__, mgsm=m.path)
     print(pl.DataFrame([{"lang": k, **v} for k, v in metrics["mgsm"].items()]))
 
 
 if __name__ == "__main__":
     ap = stage.parser(__doc__)
-    for flag in ("--model", "--answers", "--metrics", "--cost"):
+    for flag in ("--model", "--answers", "--metrics", "--cost", "--meta"):
         ap.add_argument(flag, required=True)
     stage.run(main, ap)

@@ -14,6 +14,7 @@ import polars as pl
 
 from lidr import stage
 from lidr.backends import Decoding, Request, make_backend
+from lidr.errors import DataError
 from lidr.generate import generate
 from lidr.io import read_jsonl, write_json, write_jsonl
 from lidr.prompts import task_messages
@@ -22,6 +23,8 @@ from lidr.prompts import task_messages
 def main(args) -> None:
     params = stage.params_of(args)
     prompts = [p for p in read_jsonl(args.prompts, required=("id", "kind", "lang", "text", "ok")) if p["ok"]]
+    if not prompts:
+        raise DataError(f"{args.prompts}: no prompts to answer (the file is empty or every translation failed)")
     messages = [task_messages(p["text"], p["kind"], p["lang"]) for p in prompts]
     decoding = Decoding(
         max_new_tokens=params.generation.max_new_tokens,

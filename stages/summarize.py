@@ -15,6 +15,7 @@ import polars as pl
 
 from lidr import stage
 from lidr.config import BASE_MODEL_KEY, iteration_order
+from lidr.errors import DataError
 from lidr.io import atomic_path, write_json, write_text
 
 
@@ -23,7 +24,7 @@ def load_table(evals: Path, models: list[str]) -> pl.DataFrame:
     for step, model in enumerate(models):
         path = evals / f"{model}.json"
         if not path.exists():
-            raise FileNotFoundError(f"{path}: missing; run `dvc repro` to evaluate {model}")
+            raise DataError(f"{path}: missing; run `dvc repro` to evaluate {model}")
         data = json.loads(path.read_text(encoding="utf-8"))
         for lang, m in data["mgsm"].items():
             rows.append({"step": step, "model": model, "lang": lang, **m})

@@ -1,6 +1,7 @@
 """Train the iteration's model: DPO + NLL on the kept pairs, from (and against) the starting model.
 
-Outputs: the merged checkpoint (with a model card), training curves through dvclive, and metrics
+Outputs: the merged checkpoint (with a model card and lidr.meta.json: library versions, run key),
+training curves through dvclive, and metrics
 {"steps", "pairs", "train_loss", "final_loss", "seconds", "peak_memory_mb"}.
 
     python -m stages.train --iteration m1 --model models/m0 --pairs data/m1/pairs_kept.jsonl \
@@ -63,6 +64,9 @@ def main(args) -> None:
                 train=json.dumps(asdict(params.train), indent=2),
             ),
             encoding="utf-8",
+        )
+        stage.write_meta(
+            tmp / "lidr.meta.json", "trl.DPOTrainer", args.model, pairs=args.pairs, run_key=summary["run_key"]
         )
     metrics = {k: summary[k] for k in ("steps", "pairs", "train_loss", "final_loss")}
     write_json(args.metrics, metrics)

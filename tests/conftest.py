@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -81,3 +85,57 @@ def copy_project(dest: Path) -> Path:
     shutil.rmtree(dest / ".dvc" / "cache", ignore_errors=True)
     shutil.rmtree(dest / ".dvc" / "tmp", ignore_errors=True)
     return dest
+
+
+def dvc(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(cwd)}
+    for name in ("LIDR_JOURNAL_DIR", "LIDR_CHECKPOINT_DIR"):  # each copy keeps its own, under .lidr/
+        env.pop(name, None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.email=test@lidr", "-c", "user.name=test", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def output_digests(root: Path) -> dict[str, str]:
+    """sha256 of every data output, model file, quality metric, plot and report of a pipeline run.
+
+    Left out, since they differ between runs by nature: cost metrics (seconds, tokens/s, memory) and
+    dvclive's folder (it records runtimes); dvc.lock too, as it holds the cost files' hashes.
+    """
+    out = {}
+    for top in ("data", "models", "metrics", "plots"):
+        for f in sorted((root / top).rglob("*")):
+            rel = f.relative_to(root).as_posix()
+            if f.is_file() and not rel.startswith(("data/builtin/", "metrics/cost/")):
+                out[rel] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+@dataclass
+class TinyRun:
+    path: Path
+    log: str  # stdout of `dvc repro`
+    digests: dict[str, str]  # output_digests() right after the run
+
+
+def repro_tiny(dest: Path) -> TinyRun:
+    """`dvc repro` of the tiny configuration in a fresh copy of the project (git repo, no journal, no cache)."""
+    copy_project(dest)
+    shutil.copy(ROOT / "tests" / "fixtures" / "tiny_params.yaml", dest / "params.yaml")
+    git(dest, "init", "-q")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-qm", "tiny")
+    log = dvc(dest, "repro")
+    return TinyRun(dest, log, output_digests(dest))
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory) -> TinyRun:
+    """The whole pipeline run once on the tiny configuration (several minutes), shared by the slow tests."""
+    return repro_tiny(tmp_path_factory.mktemp("project"))

@@ -1,17 +1,13 @@
-"""The real pipeline, small: `dvc repro` on the tiny configuration in a copy of the project, then a
-`dvc exp run -S beta=...` that must rerun training and what depends on it, and nothing before."""
+"""The real pipeline, small: `dvc repro` on the tiny configuration in a copy of the project, a second
+run in another copy that must give byte-identical outputs, then a `dvc exp run -S beta=...` that must
+rerun training and what depends on it, and nothing before."""
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, copy_project
+from tests.conftest import dvc, git, repro_tiny
 
 pytestmark = pytest.mark.slow
 
@@ -31,35 +27,12 @@ SCHEMAS = {
 }
 
 
-def dvc(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(cwd)}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc.stdout
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=test@lidr", "-c", "user.name=test", *args], cwd=cwd, check=True,
-                   capture_output=True)
-
-
 def ran(log: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", log))
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    dest = copy_project(tmp_path_factory.mktemp("project"))
-    shutil.copy(ROOT / "tests" / "fixtures" / "tiny_params.yaml", dest / "params.yaml")
-    git(dest, "init", "-q")
-    git(dest, "add", "-A")
-    git(dest, "commit", "-qm", "tiny")
-    return dest
-
-
-def test_repro_runs_every_stage_and_writes_the_schemas(project):
-    log = dvc(project, "repro")
+def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
+    project, log = tiny_project.path, tiny_project.log
     expected = {"prepare_model", "eval_m0", "summarize"} | {
         f"{s}@{it}" for it in ("m1", "m2")
         for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter", "train", "eval")
@@ -78,11 +51,24 @@ def test_repro_runs_every_stage_and_writes_the_schemas(project):
     summary = json.loads((project / "metrics/summary.json").read_text())
     assert set(summary["mgsm"]) == {"en", "es"} and summary["model"] == 2
     assert "| m0 |" in (project / "metrics/report.md").read_text()
+    for name in ("data/m1/responses.meta.json", "data/m1/eval_answers.meta.json", "models/m1/lidr.meta.json"):
+        meta = json.loads((project / name).read_text())
+        assert {"torch", "transformers"} <= set(meta["versions"]) and meta["backend"], name
     git(project, "add", "-A")
     git(project, "commit", "-qm", "run")
 
 
-def test_beta_experiment_reruns_training_and_what_follows_only(project):
+def test_a_second_run_gives_byte_identical_outputs(tiny_project, tmp_path_factory):
+    first = tiny_project.digests
+    assert {"data/m2/responses.jsonl", "data/m2/pairs_kept.jsonl", "models/m2/model.safetensors",
+            "metrics/eval/m2.json", "metrics/summary.json", "plots/mgsm_accuracy.csv"} <= set(first)
+    second = repro_tiny(tmp_path_factory.mktemp("project-again")).digests
+    assert set(second) == set(first)
+    assert [name for name in first if first[name] != second[name]] == []
+
+
+def test_beta_experiment_reruns_training_and_what_follows_only(tiny_project):
+    project = tiny_project.path
     log = dvc(project, "exp", "run", "-S", "beta=0.1")
     started = ran(log)
     assert {"train@m1", "eval@m1", "train@m2", "translate_prompts@m2"} <= started
