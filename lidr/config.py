@@ -72,6 +72,7 @@ class GenerationParams:
     threads: int = 0  # torch threads on CPU; 0 keeps torch's default
     gpu_memory_utilization: float = 0.85  # vLLM only
     tensor_parallel_size: int = 1  # vLLM only
+    loop_span: int = 48  # end a sequence whose last loop_span tokens repeat a short block; 0: off
 
 
 Side = Literal["chosen", "rejected"]
@@ -340,6 +341,8 @@ def _check_ranges(p: Params) -> None:
     }.items():
         if value < 0:
             raise ParamsError(f"{key}: expected a value >= 0, got {value}")
+    if p.generation.loop_span != 0 and p.generation.loop_span < 6:
+        raise ParamsError(f"generation.loop_span: expected 0 (off) or a value >= 6, got {p.generation.loop_span}")
     if not 1.0 <= p.generation.repetition_penalty <= 2.0:
         raise ParamsError(f"generation.repetition_penalty: expected 1.0 to 2.0, got {p.generation.repetition_penalty}")
     if not 0.0 < p.generation.gpu_memory_utilization <= 1.0:

@@ -2,8 +2,10 @@
 
 Identical prompts are generated once. Requests are sorted longest first and cut into batches of
 `batch_size`; each finished batch is appended to a journal (outside the DVC outputs) keyed by the
-model, the decoding settings and each prompt. A stage killed part-way and rerun skips what the
-journal holds; since finished batches are always a prefix of the same sorted order, the remaining
+model, the decoding settings and each prompt. The journal is also a cache: a prompt it already
+holds (answered by another stage, or another place of the same stage, with the same model and
+settings) is not generated again. Only the prompts it lacks are sorted and batched; a stage
+killed part-way and rerun finds whole batches of that same sorted order done, so the remaining
 batches are the same as in an uninterrupted run, and so is the output.
 """
 
@@ -78,14 +80,11 @@ def generate(
     journal_path = JOURNAL_DIR / f"{hashlib.sha256(prefix.encode()).hexdigest()[:16]}.jsonl" if journal else None
     log = Journal(journal_path)
     lengths = {t: backend.prompt_length(t) for t in unique}
-    order = sorted(unique, key=lambda t: (-lengths[t], keys[t]))
+    order = sorted((t for t in unique if keys[t] not in log.done), key=lambda t: (-lengths[t], keys[t]))
     batches = [order[i : i + backend.batch_size] for i in range(0, len(order), backend.batch_size)]
-    with tqdm(total=len(unique), desc=desc, unit="req", dynamic_ncols=True) as bar:
+    with tqdm(total=len(unique), initial=len(unique) - len(order), desc=desc, unit="req", dynamic_ncols=True) as bar:
         tokens = 0
         for batch in batches:
-            if all(keys[t] in log.done for t in batch):
-                bar.update(len(batch))
-                continue
             outs = backend.generate_batch(batch, decoding)
             log.append([(keys[t], c) for t, c in zip(batch, outs, strict=True)])
             tokens += sum(c.n_tokens for c in outs)

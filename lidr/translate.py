@@ -7,9 +7,15 @@ from lidr.generate import generate
 from lidr.prompts import TRANSLATION_PRIMER, TRANSLATION_STOP, parse_translation, translation_messages
 
 
-def translation_decoding(max_new_tokens: int, seed: int) -> Decoding:
+def translation_decoding(max_new_tokens: int, seed: int, loop_span: int = 0) -> Decoding:
     # Greedy with no repetition penalty (METHOD.md step 4); stop at the closing tag.
-    return Decoding(max_new_tokens=max_new_tokens, repetition_penalty=1.0, stop=(TRANSLATION_STOP,), seed=seed)
+    return Decoding(
+        max_new_tokens=max_new_tokens,
+        repetition_penalty=1.0,
+        stop=(TRANSLATION_STOP,),
+        seed=seed,
+        loop_span=loop_span,
+    )
 
 
 def translate(backend: Backend, jobs: list[dict], decoding: Decoding, model_dir: str, desc: str) -> list[dict]:

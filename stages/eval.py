@@ -78,6 +78,7 @@ def main(args) -> None:
         max_new_tokens=params.eval.max_new_tokens,
         repetition_penalty=params.generation.repetition_penalty,
         seed=params.seed,
+        loop_span=params.generation.loop_span,
     )
     backend = make_backend(params, args.model)
     cost = stage.Cost()

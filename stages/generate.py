@@ -30,6 +30,7 @@ def main(args) -> None:
         max_new_tokens=params.generation.max_new_tokens,
         repetition_penalty=params.generation.repetition_penalty,
         seed=params.seed,
+        loop_span=params.generation.loop_span,
     )
     cost = stage.Cost()
     backend = make_backend(params, args.model)

@@ -58,7 +58,9 @@ def main(args) -> None:
 
         backend = make_backend(params, args.model)
         backend_name = backend.name
-        decoding = translation_decoding(params.generation.translation_max_new_tokens, params.seed)
+        decoding = translation_decoding(
+            params.generation.translation_max_new_tokens, params.seed, params.generation.loop_span
+        )
         for t in translate(backend, jobs, decoding, args.model, desc="translate prompts"):
             cost.tokens += t["n_tokens"]
             cost.requests += 1

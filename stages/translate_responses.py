@@ -23,7 +23,9 @@ def main(args) -> None:
     responses = read_jsonl(args.responses, required=("id", "lang", "response"))
     jobs = translation_jobs(responses, params.languages.dominant, params.languages.others)
     backend = make_backend(params, args.model)
-    decoding = translation_decoding(params.generation.translation_max_new_tokens, params.seed)
+    decoding = translation_decoding(
+        params.generation.translation_max_new_tokens, params.seed, params.generation.loop_span
+    )
     cost = stage.Cost()
     records = translate(backend, jobs, decoding, args.model, desc="translate responses")
     cost.tokens = sum(r["n_tokens"] for r in records)

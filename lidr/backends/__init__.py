@@ -33,12 +33,13 @@ class Decoding:
     repetition_penalty: float = 1.0
     stop: tuple[str, ...] = ()  # stop strings, kept at the end of the text
     seed: int = 0
+    loop_span: int = 0  # end a sequence whose last loop_span tokens repeat one short block (finish "loop"); 0: off
 
 
 @dataclass(frozen=True)
 class Completion:
     text: str
-    finish_reason: Literal["stop", "length"]
+    finish_reason: Literal["stop", "length", "loop"]  # loop: ended early as degenerate
     n_tokens: int
 
 

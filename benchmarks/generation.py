@@ -1,0 +1,254 @@
+"""Generation throughput on the pipeline's own kinds of requests, with the embedded model.
+
+A fixed, seeded workload: self-translations of English prompts into the non-dominant languages
+(greedy, stop at `</translated>`), answers to general prompts and to MGSM questions in several
+languages (greedy, repetition penalty). Each is decoded as the pipeline decodes it, by:
+
+- `naive`: one request at a time, `model.generate` (batch 1);
+- `generate`: plain batched `model.generate`, batches in workload order, left padding;
+- `sorted-generate`: batched `model.generate` on length-sorted batches (the backend before this benchmark);
+- `backend`: the project's backend and driver as params.yaml configures them (`lidr.generate.generate`).
+
+Each mode runs in its own process (so peak memory is its own) after the model is loaded, and
+prints one table row: generated tokens, tokens/s, requests/s, padding waste (prompt padding plus
+decode steps spent on rows that had already finished, as a share of all token slots), wall time,
+CPU time (less sensitive than wall time to other work on a shared machine), peak memory (RSS),
+and how many outputs equal the naive loop's greedy text (a loop-ended output counts when it is
+a prefix of it). "x naive" compares tokens/s.
+
+    python -m benchmarks.generation                 # 16 requests of each kind, every mode
+    python -m benchmarks.generation --n 4 --modes generate backend   # reduced workload
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+MODES = ("naive", "generate", "sorted-generate", "backend")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def workload(params, n: int, seed: int):
+    """[(kind, Decoding, [Request])]: n translations, n general answers and n MGSM answers, seeded."""
+    from lidr.backends import Decoding, Request
+    from lidr.data import load_mgsm
+    from lidr.io import read_jsonl
+    from lidr.prompts import TRANSLATION_PRIMER, task_messages, translation_messages
+    from lidr.translate import translation_decoding
+
+    rng = random.Random(seed)
+    g, langs = params.generation, params.languages
+    general = [r["instruction"] for r in read_jsonl(ROOT / "data/builtin/general_en.jsonl")]
+    mgsm = [r for lang in langs.all for r in load_mgsm(str(ROOT / "data/builtin/mgsm"), lang)]
+    translations = [
+        Request.chat(translation_messages(rng.choice(general), rng.choice(langs.others)), TRANSLATION_PRIMER)
+        for _ in range(n)
+    ]
+    answers = [Request.chat(task_messages(t, "general", "en")) for t in rng.sample(general, n)]
+    math = [Request.chat(task_messages(r["question"], "math", r["lang"])) for r in rng.sample(mgsm, n)]
+    answer = Decoding(
+        max_new_tokens=g.max_new_tokens,
+        repetition_penalty=g.repetition_penalty,
+        seed=params.seed,
+        loop_span=g.loop_span,
+    )
+    return [
+        ("translate", translation_decoding(g.translation_max_new_tokens, params.seed, g.loop_span), translations),
+        ("answer", answer, answers),
+        ("math", answer, math),
+    ]
+
+
+def _hf_generate(backend, rows: list[list[int]], decoding) -> tuple[list[tuple[str, int]], int]:
+    """model.generate on one left-padded batch: [(text, generated tokens)] and the token slots it used."""
+    import torch
+
+    from lidr.backends import cut_at_stop
+
+    tok, pad = backend.tokenizer, backend.tokenizer.pad_token_id
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    extra = {"stop_strings": list(decoding.stop), "tokenizer": tok} if decoding.stop else {}
+    with torch.inference_mode():
+        out = backend.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            do_sample=False,
+            max_new_tokens=decoding.max_new_tokens,
+            repetition_penalty=decoding.repetition_penalty,
+            eos_token_id=backend.eos_ids,
+            pad_token_id=pad,
+            **extra,
+        )
+    new = out[:, width:].tolist()
+    results = []
+    for row in new:
+        end = next((i for i, t in enumerate(row) if t in backend.eos_ids), None)
+        kept = row if end is None else row[:end]
+        text, stopped = cut_at_stop(tok.decode(kept, skip_special_tokens=True), decoding.stop)
+        n = len(row) if end is None else end + 1
+        if stopped and end is None:  # count the tokens up to the stop string, not the batch's tail
+            n = next(i + 1 for i in range(len(kept)) if cut_at_stop(tok.decode(kept[: i + 1]), decoding.stop)[1])
+        results.append((text, n))
+    slots = len(rows) * (width + len(new[0]))
+    return results, slots
+
+
+def run_mode(mode: str, params, model_dir: str, n: int, seed: int) -> dict:
+    from lidr.backends import make_backend
+    from lidr.generate import generate
+
+    backend = make_backend(params, model_dir)
+    texts, tokens, slots, useful = [], 0, 0, 0
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
+    for _, decoding, requests in workload(params, n, seed):
+        prompts = [backend.render(r) for r in requests]
+        rows = [backend.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        if mode == "backend":
+            batches = []
+            inner = backend.generate_batch
+
+            def recording(batch, dec, inner=inner, batches=batches):
+                batches.append(batch)
+                return inner(batch, dec)
+
+            backend.generate_batch = recording
+            outs = generate(backend, requests, decoding, model_dir=model_dir, journal=False, desc=mode)
+            backend.generate_batch = inner
+            texts += [c.text for c in outs]
+            by_prompt = dict(zip(prompts, outs, strict=True))
+            for batch in batches:
+                lengths = [backend.prompt_length(t) for t in batch]
+                # Finished rows leave the batch: decode slots are exactly the generated tokens.
+                slots += len(batch) * max(lengths) + sum(by_prompt[t].n_tokens for t in batch)
+                useful += sum(lengths) + sum(by_prompt[t].n_tokens for t in batch)
+            tokens += sum(c.n_tokens for c in outs)
+            continue
+        order = list(range(len(rows)))
+        size = 1 if mode == "naive" else backend.batch_size
+        if mode == "sorted-generate":
+            order.sort(key=lambda i: -len(rows[i]))
+        results = {}
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            outs, used = _hf_generate(backend, [rows[i] for i in chunk], decoding)
+            results.update(zip(chunk, outs, strict=True))
+            slots += used
+            useful += sum(len(rows[i]) + o[1] for i, o in zip(chunk, outs, strict=True))
+        texts += [results[i][0] for i in range(len(rows))]
+        tokens += sum(o[1] for o in results.values())
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
+    return {
+        "mode": mode,
+        "requests": len(texts),
+        "tokens": tokens,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "padding_waste": 1 - useful / slots if slots else 0.0,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "texts": texts,
+    }
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def table(results: list[dict]) -> str:
+    reference = next((r["texts"] for r in results if r["mode"] == "naive"), None)
+    naive = next((r for r in results if r["mode"] == "naive"), None)
+    lines = [
+        "| mode | requests | generated tokens | tokens/s | requests/s | padding waste | wall s | CPU s |"
+        " tokens/CPU-s | peak MB | x naive | same text as naive |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        tps = r["tokens"] / r["seconds"]
+        speedup = f"{tps / (naive['tokens'] / naive['seconds']):.1f}" if naive else "-"
+        same = "-"
+        if reference:
+            hits = sum(a == b or (a and b.startswith(a)) for a, b in zip(r["texts"], reference, strict=True))
+            same = f"{hits}/{len(reference)}"
+        lines.append(
+            f"| {r['mode']} | {r['requests']} | {r['tokens']} | {tps:.1f} | {r['requests'] / r['seconds']:.2f} |"
+            f" {100 * r['padding_waste']:.0f}% | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} |"
+            f" {r['tokens'] / r['cpu_seconds']:.1f} | {r['peak_mb']:.0f} | {speedup} | {same} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--model", help="a model folder (default: materialise params' base model in a temp folder)")
+    ap.add_argument("--n", type=int, default=16, help="requests of each kind (default 16)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    ap.add_argument("--batch-size", type=int, help="overrides generation.batch_size for every batched mode")
+    ap.add_argument("--threads", type=int, help="overrides generation.threads")
+    ap.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)  # internal: run one mode, print JSON
+    args = ap.parse_args()
+
+    import dataclasses
+
+    from lidr.config import load_params
+
+    params = load_params(args.params)
+    g = params.generation
+    g = dataclasses.replace(g, batch_size=args.batch_size or g.batch_size, threads=args.threads or g.threads)
+    params = dataclasses.replace(params, generation=g)
+    if args.one:
+        print(json.dumps(run_mode(args.one, params, args.model, args.n, args.seed)))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = args.model
+        if model_dir is None:
+            from lidr.model import materialise_base_model
+
+            model_dir = str(Path(tmp) / "model")
+            materialise_base_model(params, Path(model_dir))
+        results = []
+        for mode in args.modes:
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.generation",
+                "--one",
+                mode,
+                "--model",
+                model_dir,
+                "--params",
+                args.params,
+                "--n",
+                str(args.n),
+                "--seed",
+                str(args.seed),
+            ]
+            cmd += ["--batch-size", str(g.batch_size)] + (["--threads", str(g.threads)] if g.threads else [])
+            done = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"{mode}: {results[-1]['seconds']:.1f} s", file=sys.stderr, flush=True)
+    print(
+        f"workload: {3 * args.n} requests ({args.n} translations, {args.n} answers, {args.n} MGSM answers), "
+        f"batch size {g.batch_size}, threads {g.threads or 'torch default'} of {os.cpu_count()} CPUs, "
+        f"loop_span {g.loop_span}\n"
+    )
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

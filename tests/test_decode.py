@@ -1,0 +1,118 @@
+"""The transformers backend's own greedy loop: same outputs as plain greedy `generate`, loops ended and marked."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from lidr.backends import Decoding, Request, make_backend
+from lidr.backends.hf import greedy_decode, is_loop
+from lidr.config import load_params
+from lidr.errors import ParamsError
+from lidr.generate import generate
+from lidr.prompts import TRANSLATION_PRIMER, translation_messages
+from lidr.translate import translation_decoding
+from tests.conftest import ROOT
+from tests.test_generate import FakeBackend
+
+
+def reference(backend, request: Request, decoding: Decoding) -> list[int]:
+    """Plain greedy `model.generate` on the request alone: its new tokens up to end of turn."""
+    tok = backend.tokenizer
+    ids = tok(backend.render(request), return_tensors="pt", add_special_tokens=False).input_ids
+    extra = {"stop_strings": list(decoding.stop), "tokenizer": tok} if decoding.stop else {}
+    with torch.inference_mode():
+        out = backend.model.generate(
+            ids,
+            do_sample=False,
+            max_new_tokens=decoding.max_new_tokens,
+            repetition_penalty=decoding.repetition_penalty,
+            eos_token_id=backend.eos_ids,
+            pad_token_id=tok.pad_token_id,
+            **extra,
+        )
+    new = out[0, ids.shape[1] :].tolist()
+    return new[: next((i for i, t in enumerate(new) if t in backend.eos_ids), len(new))]
+
+
+def test_is_loop_needs_three_repeats_of_a_short_block_filling_the_span():
+    assert is_loop([9, 1, 2, 3, 1, 2, 3, 1, 2, 3], 9)
+    assert is_loop([5] * 6, 6)
+    assert not is_loop([1, 2, 3, 1, 2, 3, 1, 2], 9)  # shorter than the span
+    assert not is_loop([1, 2, 3, 4, 1, 2, 3, 4, 1], 9)  # block of 4 > 9 // 3
+    assert not is_loop(list(range(12)), 12)
+
+
+def test_loop_span_is_validated(tmp_path):
+    text = (ROOT / "params.yaml").read_text().replace("loop_span: 48", "loop_span: 3")
+    (tmp_path / "p.yaml").write_text(text)
+    with pytest.raises(ParamsError, match="generation.loop_span"):
+        load_params(tmp_path / "p.yaml")
+
+
+def test_batched_loop_matches_per_request_greedy_on_the_tiny_model(params, tiny_model):
+    backend = make_backend(params, str(tiny_model))
+    texts = ("Hi", "Name three big cities please, with their countries", "2+2?", "Why?")
+    requests = [Request.chat([{"role": "user", "content": t}]) for t in texts]
+    decoding = Decoding(max_new_tokens=24, repetition_penalty=1.3)
+    out = generate(backend, requests, decoding, model_dir=tiny_model, journal=False)
+    for request, completion in zip(requests, out, strict=True):
+        expected = reference(backend, request, decoding)
+        assert completion.text == backend.tokenizer.decode(expected, skip_special_tokens=True)
+        assert completion.finish_reason == ("length" if len(expected) == 24 else "stop")
+
+
+class Biased(torch.nn.Module):
+    """An output head that favours one token, so that greedy decoding repeats it."""
+
+    def __init__(self, head, token: int):
+        super().__init__()
+        self.head, self.token = head, token
+
+    def forward(self, hidden):
+        logits = self.head(hidden)
+        logits[..., self.token] += 100.0
+        return logits
+
+
+def test_a_degenerate_sequence_ends_early_marked_loop_and_is_a_prefix_of_greedy(params, tiny_model):
+    backend = make_backend(params, str(tiny_model))
+    requests = [Request.chat([{"role": "user", "content": t}]) for t in ("Hi", "Tell me a story")]
+    plain = Decoding(max_new_tokens=30)
+    normal = generate(backend, requests, dataclasses.replace(plain, loop_span=12), model_dir=tiny_model, journal=False)
+    assert normal == generate(backend, requests, plain, model_dir=tiny_model, journal=False)  # no loop: no change
+    backend.model.lm_head = Biased(backend.model.lm_head, backend.tokenizer.convert_tokens_to_ids("a"))
+    full = generate(backend, requests, plain, model_dir=tiny_model, journal=False)
+    cut = generate(backend, requests, dataclasses.replace(plain, loop_span=12), model_dir=tiny_model, journal=False)
+    for f, c in zip(full, cut, strict=True):
+        assert (f.finish_reason, f.n_tokens, c.finish_reason, c.n_tokens) == ("length", 30, "loop", 12)
+        assert f.text == "a" * 30 and c.text == "a" * 12
+
+
+def test_stop_string_and_end_of_turn_match_plain_greedy_on_the_embedded_model(params, embedded_model):
+    """A translation (stops at </translated>) and a short answer (ends its turn) in one batch."""
+    backend = make_backend(params, str(embedded_model))
+    tok = backend.tokenizer
+    translation = Request.chat(translation_messages("The cat sleeps on the warm roof.", "es"), TRANSLATION_PRIMER)
+    answer = Request.chat([{"role": "user", "content": "Say only the word yes."}])
+    t_dec = translation_decoding(40, 0)
+    a_dec = Decoding(max_new_tokens=40, repetition_penalty=1.1)
+    rows = [tok(backend.render(r), add_special_tokens=False)["input_ids"] for r in (translation, answer)]
+    with torch.inference_mode():
+        (t_out, _) = greedy_decode(backend.model, tok, rows, t_dec, backend.eos_ids)
+        (_, a_out) = greedy_decode(backend.model, tok, rows, a_dec, backend.eos_ids)
+    t_ref = tok.decode(reference(backend, translation, t_dec), skip_special_tokens=True)
+    assert "</translated>" in t_out.text and t_out.finish_reason == "stop"
+    assert t_ref.startswith(t_out.text) and t_out.text.endswith("</translated>")
+    assert a_out.text == tok.decode(reference(backend, answer, a_dec), skip_special_tokens=True)
+    assert a_out.finish_reason == "stop" and a_out.n_tokens < 40
+
+
+def test_prompts_the_journal_holds_from_another_stage_are_not_generated_again(tmp_path):
+    from tests.test_generate import DECODING, REQUESTS
+
+    first = generate(FakeBackend(), REQUESTS[:3], DECODING, model_dir=tmp_path, desc="generate")
+    again = FakeBackend()
+    out = generate(again, REQUESTS, DECODING, model_dir=tmp_path, desc="eval")
+    assert out[:3] == first
+    assert sorted(len(t) for b in again.batches for t in b) == [5, 7]  # only the two prompts not yet answered
