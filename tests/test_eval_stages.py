@@ -107,3 +107,32 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
     assert [(r["model"], r["en"]) for r in rows] == [("m1", "41.0"), ("m2", "42.0")]
     report = (tmp_path / "report.md").read_text()
     assert "## X-AlpacaEval win rate" in report and "| m2 | previous (m1) | es | 1 | 1 | 1 | 42.0 |" in report
+
+
+def test_judge_stage_on_a_tiny_model(tmp_path, tiny_model):
+    from lidr.data import load_alpaca
+    from lidr.io import read_jsonl
+    from stages import judge
+    from tests.conftest import ROOT
+
+    rows = [r for lang in ("en", "es") for r in load_alpaca(str(ROOT / "data/builtin/xalpaca/{lang}.json"), lang, 1)]
+    for name, out in (("m0", "Short."), ("m1", "A longer answer.")):
+        write_jsonl(tmp_path / f"{name}.jsonl", [{**r, "output": out, "generator": name} for r in rows])
+    args = argparse.Namespace(
+        params=str(ROOT / "tests/fixtures/tiny_params.yaml"),
+        answers=str(tmp_path / "m1.jsonl"),
+        previous=str(tmp_path / "m0.jsonl"),
+        base=str(tmp_path / "m0.jsonl"),
+        judge_model=str(tiny_model),
+        judgements=str(tmp_path / "judgements.jsonl"),
+        metrics=str(tmp_path / "metrics.json"),
+        cost=str(tmp_path / "cost.json"),
+    )
+    judge.main(args)
+    recs = read_jsonl(tmp_path / "judgements.jsonl")
+    assert sorted({r["comparison"] for r in recs}) == ["m0", "previous", "reference"] and len(recs) == 6
+    assert {r["opponent"] for r in recs} == {"m0", "reference:lidr-handwritten"}
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(m["alpaca"]) == {"en", "es"} and 0.0 <= m["alpaca_avg"]["win_rate"] <= 100.0
+    assert m["head_to_head"]["previous"] == m["head_to_head"]["m0"]  # the same opponent, judged once
+    assert json.loads((tmp_path / "cost.json").read_text())["requests"] == 8  # 2 sources x 2 items x 2 orders
