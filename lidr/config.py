@@ -192,9 +192,30 @@ class MgsmParams:
 
 
 @dataclass(frozen=True)
+class AlpacaParams:
+    # X-AlpacaEval layout: a JSON list of {"id", "dataset", "instruction"} per language; "{lang}" is the code
+    path: str = "data/builtin/xalpaca/{lang}.json"
+    languages: tuple[str, ...] = ("en", "es", "de", "fr", "ru")
+    limit: int = 0  # instructions per language; 0 = all
+    # alpaca_eval layout ({"instruction", "output", "generator", "dataset"}), "{lang}" optional; or "previous":
+    # the answers of the model each iteration starts from
+    reference: str = "data/builtin/xalpaca/reference_{lang}.json"
+
+
+@dataclass(frozen=True)
+class JudgeParams:
+    # local: the starting model (m0) through the generation backend; openai: an OpenAI-compatible endpoint that
+    # returns log-probabilities, from LIDR_JUDGE_BASE_URL, LIDR_JUDGE_API_KEY and LIDR_JUDGE_MODEL
+    kind: Literal["local", "openai"] = "local"
+    batch_size: int = 4  # local judge: prompts per forward pass
+
+
+@dataclass(frozen=True)
 class EvalParams:
     max_new_tokens: int = 256
     mgsm: MgsmParams = field(default_factory=MgsmParams)
+    alpaca: AlpacaParams = field(default_factory=AlpacaParams)
+    judge: JudgeParams = field(default_factory=JudgeParams)
 
 
 @dataclass(frozen=True)
@@ -325,6 +346,7 @@ def _check_ranges(p: Params) -> None:
         "train.max_length": p.train.max_length,
         "train.lora.r": p.train.lora.r,
         "eval.max_new_tokens": p.eval.max_new_tokens,
+        "eval.judge.batch_size": p.eval.judge.batch_size,
         "beta": p.beta,
         "train.learning_rate": p.train.learning_rate,
         "train.num_train_epochs": p.train.num_train_epochs,
@@ -336,6 +358,7 @@ def _check_ranges(p: Params) -> None:
         "nll_weight": p.nll_weight,
         "generation.threads": p.generation.threads,
         "eval.mgsm.limit": p.eval.mgsm.limit,
+        "eval.alpaca.limit": p.eval.alpaca.limit,
         "train.warmup_steps": p.train.warmup_steps,
         "seed": p.seed,
     }.items():
@@ -354,6 +377,23 @@ def _check_ranges(p: Params) -> None:
             raise ParamsError(f"prompts.sources[{i}].n: expected a value > 0, got {src.n}")
     if not p.prompts.sources:
         raise ParamsError("prompts.sources: expected at least one prompt source")
+    _check_alpaca(p.eval.alpaca)
+
+
+def _check_alpaca(a: AlpacaParams) -> None:
+    if "{lang}" not in a.path:
+        raise ParamsError(
+            f"eval.alpaca.path: expected a path with {{lang}} in it, e.g. data/xalpaca/{{lang}}.json, got {a.path!r}"
+        )
+    if not a.reference.strip():
+        raise ParamsError("eval.alpaca.reference: expected 'previous' or a JSON file in the alpaca_eval layout")
+    for key, value in (("eval.alpaca.path", a.path), ("eval.alpaca.reference", a.reference)):
+        try:
+            value.format(lang="xx")
+        except (KeyError, IndexError, ValueError):
+            raise ParamsError(f"{key}: the only placeholder allowed is {{lang}}, got {value!r}") from None
+    if not a.languages:
+        raise ParamsError("eval.alpaca.languages: expected at least one language")
 
 
 def _check_languages(p: Params) -> None:
@@ -363,6 +403,8 @@ def _check_languages(p: Params) -> None:
             language_name(code, where=f"languages.others[{i}]")
         for i, code in enumerate(p.eval.mgsm.languages):
             language_name(code, where=f"eval.mgsm.languages[{i}]")
+        for i, code in enumerate(p.eval.alpaca.languages):
+            language_name(code, where=f"eval.alpaca.languages[{i}]")
     except UnknownLanguageError as e:
         raise ParamsError(str(e)) from None
     if not p.languages.others:

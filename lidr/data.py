@@ -138,3 +138,37 @@ def load_mgsm(path: str, lang: str, limit: int = 0) -> list[dict]:
     if limit:
         rows = rows[:limit]
     return [{"id": f"mgsm-{i:04d}", "lang": lang, **r} for i, r in enumerate(rows)]
+
+
+# ---------------------------------------------------------------------------------------------
+# X-AlpacaEval layout: a JSON list of {"id", "dataset", "instruction"} per language; reference outputs in the
+# alpaca_eval layout: a JSON list of {"instruction", "output", "generator", "dataset"}
+
+
+def load_alpaca(pattern: str, lang: str, limit: int = 0) -> list[dict]:
+    """Records `{"id", "lang", "dataset", "instruction"}` of one language's instruction file."""
+    path = pattern.format(lang=lang)
+    rows = read_json_or_jsonl(path, required=("id", "instruction"))
+    out, seen = [], set()
+    for i, row in enumerate(rows):
+        rid, text = str(row["id"]), row["instruction"]
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{path}: item {i}: field 'instruction' is empty")
+        if rid in seen:
+            raise DataError(f"{path}: item {i}: duplicate id {rid!r}")
+        seen.add(rid)
+        out.append({"id": rid, "lang": lang, "dataset": row.get("dataset", ""), "instruction": text.strip()})
+    if not out:
+        raise DataError(f"{path}: no instructions")
+    return out[:limit] if limit else out
+
+
+def load_reference_outputs(pattern: str, lang: str) -> dict[str, dict]:
+    """instruction -> `{"output", "generator"}` (alpaca_eval joins outputs on the instruction text)."""
+    path = pattern.format(lang=lang)
+    table = {}
+    for i, row in enumerate(read_json_or_jsonl(path, required=("instruction", "output"))):
+        if not isinstance(row["output"], str):
+            raise DataError(f"{path}: item {i}: field 'output' is not a string")
+        table[row["instruction"].strip()] = {"output": row["output"], "generator": row.get("generator", path)}
+    return table

@@ -23,3 +23,7 @@ class JoinError(LidrError, ValueError):
 
 class GateError(LidrError, ValueError):
     """The pairs fail the data-quality gate; the message names the check, the language and the numbers."""
+
+
+class JudgeError(LidrError, RuntimeError):
+    """The judge cannot be reached, is not configured, or cannot name the outputs in one token."""

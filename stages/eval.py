@@ -1,4 +1,5 @@
-"""Evaluate a model per language on an MGSM-layout math set: accuracy and off-target rate.
+"""Evaluate a model per language on an MGSM-layout math set (accuracy, off-target rate) and write its
+answers to X-AlpacaEval-layout instructions, which the judge stage compares.
 
 The question goes in the reference's math wrapper; greedy decoding, repetition penalty from params.
 Accuracy: the last number of the answer equals the gold answer. Off-target: py3langid, restricted to
@@ -7,16 +8,22 @@ the configured languages, says the answer is not in the question's language.
 Output record: {"id", "lang", "question", "gold", "response", "predicted", "correct", "detected_lang",
                 "on_target", "finish_reason", "n_tokens"}
 Metrics: {"mgsm": {lang: {"accuracy", "off_target_rate", "n"}}, "mgsm_avg": {"accuracy", "off_target_rate"}}
+Instruction answers (greedy, repetition penalty from params; alpaca_eval's "output"/"generator" fields, so the
+file can serve as reference outputs): {"id", "lang", "dataset", "instruction", "output", "generator",
+"finish_reason", "n_tokens"}. Each part's cost goes to its own file.
 
     python -m stages.eval --model models/m1 --answers data/m1/eval_answers.jsonl \
-        --metrics metrics/eval/m1.json --cost metrics/cost/m1/eval.json --meta data/m1/eval_answers.meta.json
+        --metrics metrics/eval/m1.json --cost metrics/cost/m1/eval.json --meta data/m1/eval_answers.meta.json \
+        --alpaca-answers data/m1/alpaca_answers.jsonl --alpaca-cost metrics/cost/m1/eval_alpaca.json
 """
+
+from pathlib import Path
 
 import polars as pl
 
 from lidr import stage
 from lidr.backends import Decoding, Request, make_backend
-from lidr.data import load_mgsm
+from lidr.data import load_alpaca, load_mgsm
 from lidr.evaluate import detect_language, extract_last_number, is_correct
 from lidr.generate import generate
 from lidr.io import write_json, write_jsonl
@@ -70,6 +77,19 @@ def summarise(records: list[dict]) -> dict:
     }
 
 
+def answer_records(rows: list[dict], completions, generator: str) -> list[dict]:
+    return [
+        {
+            **row,
+            "output": c.text.strip(),
+            "generator": generator,
+            "finish_reason": c.finish_reason,
+            "n_tokens": c.n_tokens,
+        }
+        for row, c in zip(rows, completions, strict=True)
+    ]
+
+
 def main(args) -> None:
     params = stage.params_of(args)
     m = params.eval.mgsm
@@ -94,9 +114,18 @@ def main(args) -> None:
     stage.write_meta(args.meta, backend.name, args.model, decoding=decoding.__dict__, mgsm=m.path)
     print(pl.DataFrame([{"lang": k, **v} for k, v in metrics["mgsm"].items()]))
 
+    a = params.eval.alpaca
+    cost = stage.Cost()
+    rows = [r for lang in a.languages for r in load_alpaca(a.path, lang, a.limit)]
+    requests = [Request.chat(task_messages(r["instruction"], "general", r["lang"])) for r in rows]
+    completions = generate(backend, requests, decoding, model_dir=args.model, desc="answer instructions")
+    cost.add(completions)
+    write_jsonl(args.alpaca_answers, answer_records(rows, completions, Path(args.model).name))
+    write_json(args.alpaca_cost, cost.as_metrics())
+
 
 if __name__ == "__main__":
     ap = stage.parser(__doc__)
-    for flag in ("--model", "--answers", "--metrics", "--cost", "--meta"):
+    for flag in ("--model", "--answers", "--metrics", "--cost", "--meta", "--alpaca-answers", "--alpaca-cost"):
         ap.add_argument(flag, required=True)
     stage.run(main, ap)

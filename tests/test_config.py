@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 import yaml
@@ -63,3 +64,26 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
     bad.write_text("seed: 0\nbeta: [0.1\nmodel: {}\n")
     with pytest.raises(ParamsError, match=r"params.yaml: line \d+, column \d+ is not valid YAML"):
         load_params(bad)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"eval__alpaca__path": "data/xalpaca.json"}, "eval.alpaca.path: expected a path with {lang}"),
+        ({"eval__alpaca__reference": "refs/{language}.json"}, "eval.alpaca.reference: the only placeholder"),
+        ({"eval__alpaca__reference": " "}, "eval.alpaca.reference: expected 'previous'"),
+        ({"eval__alpaca__languages": ["en", "xx"]}, "eval.alpaca.languages"),
+        ({"eval__alpaca__languages": []}, "eval.alpaca.languages: expected at least one"),
+        ({"eval__alpaca__limit": -1}, "eval.alpaca.limit: expected a value >= 0"),
+        ({"eval__judge__kind": "gpt4"}, "eval.judge.kind: expected 'local' or 'openai'"),
+        ({"eval__judge__batch_size": 0}, "eval.judge.batch_size: expected a value > 0"),
+        ({"eval__judge__url": "http://x"}, "unknown key eval.judge.url"),
+    ],
+)
+def test_eval_alpaca_and_judge_keys_are_checked(changes, message):
+    with pytest.raises(ParamsError, match=re.escape(message)):
+        parse(**changes)
+
+
+def test_eval_alpaca_reference_may_be_previous():
+    assert parse(eval__alpaca__reference="previous").eval.alpaca.reference == "previous"

@@ -55,8 +55,10 @@ def test_missing_text_field_and_empty_source(tmp_path):
 
 
 def test_builtin_sources_sample_both_kinds():
-    sources = (PromptSource(str(ROOT / "data/builtin/general_en.jsonl"), "general", 4),
-               PromptSource(str(ROOT / "data/builtin/math_en.jsonl"), "math", 2))
+    sources = (
+        PromptSource(str(ROOT / "data/builtin/general_en.jsonl"), "general", 4),
+        PromptSource(str(ROOT / "data/builtin/math_en.jsonl"), "math", 2),
+    )
     first, second = sample_prompts(sources, 0, seed=0), sample_prompts(sources, 1, seed=0)
     assert [p["kind"] for p in first] == ["general"] * 4 + ["math"] * 2
     assert not {p["id"] for p in first} & {p["id"] for p in second}
@@ -74,3 +76,25 @@ def test_tsv_with_wrong_columns_names_file_and_line(tmp_path):
     (tmp_path / "mgsm_en.tsv").write_text("q1\t1\nq2 without answer\n")
     with pytest.raises(DataError, match=r"mgsm_en.tsv:2: expected 2 tab-separated columns"):
         load_mgsm(str(tmp_path), "en")
+
+
+def test_builtin_xalpaca_instructions_and_references_join(params):
+    from lidr.data import load_alpaca, load_reference_outputs
+
+    a = params.eval.alpaca
+    for lang in a.languages:
+        rows = load_alpaca(str(ROOT / a.path), lang)
+        refs = load_reference_outputs(str(ROOT / a.reference), lang)
+        assert rows and all(r["lang"] == lang and r["instruction"] in refs for r in rows)
+    assert len(load_alpaca(str(ROOT / a.path), "en", limit=1)) == 1
+
+
+def test_xalpaca_loader_names_the_file_and_item(tmp_path):
+    from lidr.data import load_alpaca
+
+    (tmp_path / "es.json").write_text(json.dumps([{"id": 1, "instruction": "Hola"}, {"id": 1, "instruction": "Y"}]))
+    with pytest.raises(DataError, match=r"es.json: item 1: duplicate id '1'"):
+        load_alpaca(str(tmp_path / "{lang}.json"), "es")
+    (tmp_path / "de.json").write_text(json.dumps([{"id": "a", "dataset": "x"}]))
+    with pytest.raises(DataError, match=r"de.json: item 0: missing field 'instruction'"):
+        load_alpaca(str(tmp_path / "{lang}.json"), "de")

@@ -38,3 +38,41 @@ def test_detect_language_is_restricted_to_the_given_languages():
     assert detect_language("Ich habe zwölf Äpfel und drei Birnen.", ("en", "es", "de"))[0] == "de"
     lang, prob = detect_language("The cat sat on the mat.", ("en", "fr"))
     assert lang == "en" and 0.5 < prob <= 1.0
+
+
+def test_real_mgsm_gold_answers_score_100_percent_in_every_language():
+    from lidr.backends import Completion
+    from lidr.data import load_mgsm
+    from stages.eval import score, summarise
+    from tests.conftest import SHARED
+
+    files = sorted((SHARED / "data" / "mgsm").glob("mgsm_*.tsv"))
+    assert len(files) == 11
+    separators = 0
+    for path in files:
+        lang = path.stem.removeprefix("mgsm_")
+        rows = load_mgsm(str(path.parent), lang)
+        assert len(rows) == 250
+        separators += sum("," in r["answer"] for r in rows)
+        completions = [Completion(text=r["answer"], finish_reason="stop", n_tokens=1) for r in rows]
+        records = score(rows, completions, ("en", lang))
+        assert summarise(records)["mgsm"][lang]["accuracy"] == 1.0, lang
+        # written inside a sentence, with a trailing ".0", the gold answer still scores
+        assert all(is_correct(f"So the answer is {r['answer']}.0 in total.", r["answer"]) for r in rows), lang
+    assert separators == 4 * 11
+
+
+def test_mgsm_off_target_rate_counts_answers_in_another_language():
+    from lidr.backends import Completion
+    from stages.eval import score, summarise
+
+    rows = [{"id": f"q{i}", "lang": "es", "question": "¿Cuántas manzanas?", "answer": "12"} for i in range(4)]
+    texts = [
+        "Tiene doce manzanas en total, así que la respuesta es 12.",
+        "He has twelve apples, so the answer is 12.",
+        "Ella compra siete más y ahora tiene 13.",
+        "La respuesta es 12 manzanas porque cinco más siete son doce.",
+    ]
+    records = score(rows, [Completion(t, "stop", 5) for t in texts], ("en", "es"))
+    m = summarise(records)["mgsm"]["es"]
+    assert m == {"accuracy": 0.75, "off_target_rate": 0.25, "n": 4}

@@ -24,6 +24,10 @@ SCHEMAS = {
     "data/{it}/pairs_kept.jsonl": {"id", "lang", "source_lang", "pair_type", "prompt", "chosen", "rejected"},
     "data/{it}/eval_answers.jsonl": {"id", "lang", "question", "gold", "response", "predicted", "correct",
                                      "detected_lang", "on_target", "finish_reason", "n_tokens"},
+    "data/{it}/alpaca_answers.jsonl": {"id", "lang", "dataset", "instruction", "output", "generator",
+                                       "finish_reason", "n_tokens"},
+    "data/{it}/judgements.jsonl": {"comparison", "id", "lang", "instruction", "model", "opponent", "output",
+                                   "opponent_output", "judge", "orders", "preference", "verdict", "ok", "error"},
 }
 
 
@@ -33,9 +37,10 @@ def ran(log: str) -> set[str]:
 
 def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
     project, log = tiny_project.path, tiny_project.log
-    expected = {"prepare_model", "eval_m0", "summarize"} | {
+    expected = {"prepare_model", "eval_m0", "judge_m0", "summarize"} | {
         f"{s}@{it}" for it in ("m1", "m2")
-        for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter", "train", "eval")
+        for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter", "train", "eval",
+                  "judge")
     }
     assert ran(log) == expected
     for it in ("m1", "m2"):
@@ -50,6 +55,8 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
         assert gate["total"]["kept"] > 0
     summary = json.loads((project / "metrics/summary.json").read_text())
     assert set(summary["mgsm"]) == {"en", "es"} and summary["model"] == 2
+    assert set(summary["alpaca"]) == {"en", "es"} and set(summary["head_to_head"]) == {"previous", "m0"}
+    assert (project / "plots/alpaca_win_rate.csv").exists() and (project / "plots/h2h_previous_win_rate.csv").exists()
     assert "| m0 |" in (project / "metrics/report.md").read_text()
     for name in ("data/m1/responses.meta.json", "data/m1/eval_answers.meta.json", "models/m1/lidr.meta.json"):
         meta = json.loads((project / name).read_text())
@@ -73,7 +80,7 @@ def test_beta_experiment_reruns_training_and_what_follows_only(tiny_project):
     started = ran(log)
     assert {"train@m1", "eval@m1", "train@m2", "translate_prompts@m2"} <= started
     untouched = {f"{s}@m1" for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair",
-                                     "filter")} | {"prepare_model", "eval_m0", "sample@m2"}
+                                     "filter")} | {"prepare_model", "eval_m0", "judge_m0", "sample@m2"}
     assert not started & untouched
     table = dvc(project, "exp", "show", "--csv", "--no-pager").splitlines()
     column = table[0].split(",").index("beta")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from lidr.errors import ModelError
+
 if TYPE_CHECKING:
     from lidr.config import Params
 
@@ -53,6 +55,9 @@ class Backend(Protocol):
 
     def generate_batch(self, texts: list[str], decoding: Decoding) -> list[Completion]: ...
 
+    # log-probabilities of each candidate (one token each) as the next token after each text
+    def token_logprobs(self, texts: list[str], candidates: tuple[str, ...]) -> list[dict[str, float]]: ...
+
 
 def cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
     """Text up to and including the first stop string, and whether one was found."""
@@ -62,6 +67,17 @@ def cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
         if i >= 0 and (best is None or i + len(stop) < best):
             best = i + len(stop)
     return (text, False) if best is None else (text[:best], True)
+
+
+def candidate_token_ids(tokenizer, candidates: tuple[str, ...]) -> list[int]:
+    """The token id of each candidate; each must be exactly one token of this tokenizer."""
+    ids = []
+    for cand in candidates:
+        encoded = tokenizer(cand, add_special_tokens=False)["input_ids"]
+        if len(encoded) != 1:
+            raise ModelError(f"{cand!r} is {len(encoded)} tokens for this tokenizer; a judge token must be one token")
+        ids.append(encoded[0])
+    return ids
 
 
 def make_backend(params: Params, model_dir: str) -> Backend:

@@ -48,6 +48,21 @@ class TransformersBackend:
     def _generate_batch(self, batch: list[list[int]], decoding: Decoding) -> list[Completion]:
         return greedy_decode(self.model, self.tokenizer, batch, decoding, self.eos_ids)
 
+    @torch.inference_mode()
+    def token_logprobs(self, texts: list[str], candidates: tuple[str, ...]) -> list[dict[str, float]]:
+        """Next-token log-probabilities of `candidates` after each text: one left-padded forward pass."""
+        from lidr.backends import candidate_token_ids
+
+        ids = candidate_token_ids(self.tokenizer, candidates)
+        batch = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        pad, width = self.tokenizer.pad_token_id, max(len(b) for b in batch)
+        input_ids = torch.tensor([[pad] * (width - len(b)) + b for b in batch], device=self.device)
+        attention = torch.tensor([[0] * (width - len(b)) + [1] * len(b) for b in batch], device=self.device)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)  # left padding must not shift positions
+        logits = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions).logits[:, -1]
+        logp = torch.log_softmax(logits.float(), dim=-1)[:, ids].tolist()
+        return [dict(zip(candidates, row, strict=True)) for row in logp]
+
 
 def end_of_turn_ids(tokenizer, model) -> list[int]:
     """Token ids that end an assistant turn: eos plus the chat template's end-of-turn tokens."""

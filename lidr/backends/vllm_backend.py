@@ -53,3 +53,26 @@ class VllmBackend:
             reason = "length" if o.finish_reason == "length" else "stop"
             completions.append(Completion(text=text, finish_reason=reason, n_tokens=len(o.token_ids)))
         return completions
+
+    def token_logprobs(self, texts: list[str], candidates: tuple[str, ...]) -> list[dict[str, float]]:
+        """Next-token log-probabilities of `candidates`: each candidate is appended to the prompt and its
+        prompt log-probability read back (prompt_logprobs=0 always includes the prompt's own token)."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        from lidr.backends import candidate_token_ids
+
+        ids = candidate_token_ids(self.tokenizer, candidates)
+        prompts = []
+        for text in texts:
+            base = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            prompts += [TokensPrompt(prompt_token_ids=[*base, i]) for i in ids]
+        sampling = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outs = self.llm.generate(prompts, sampling, use_tqdm=False)
+        result = []
+        for k in range(len(texts)):
+            row = {}
+            for j, (cand, tid) in enumerate(zip(candidates, ids, strict=True)):
+                row[cand] = float(outs[k * len(ids) + j].prompt_logprobs[-1][tid].logprob)
+            result.append(row)
+        return result

@@ -1,0 +1,144 @@
+"""Judge a model's instruction answers: win rate against reference outputs and head-to-head per language.
+
+Comparisons: "reference" (the reference outputs of eval.alpaca.reference, or with "previous" the answers of
+the model this one starts from), "previous" (the starting model's answers) and "m0" (the base model's).
+Each is judged in both orders by the judge of eval.judge (lidr.judge); a comparison whose opponent is the
+same file as another one's is judged once.
+
+Input records (stages.eval): {"id", "lang", "dataset", "instruction", "output", "generator", ...}
+Output record: {"comparison", "id", "lang", "instruction", "model", "opponent", "output", "opponent_output",
+                "judge", "orders": [{"model_token", "prompt", "logprobs", "preference"}] x 2,
+                "preference", "verdict", "ok", "error"}
+Metrics: {"judge", "reference", "alpaca": {lang: {"win_rate", "n", "n_failed"}}, "alpaca_avg": {"win_rate"},
+          "head_to_head": {"previous"|"m0": {"opponent", "per_lang": {lang: {"win", "tie", "lose", "win_rate"}}}}}
+
+    python -m stages.judge --answers data/m2/alpaca_answers.jsonl --previous data/m1/alpaca_answers.jsonl \
+        --base data/m0/alpaca_answers.jsonl --judge-model models/m0 --judgements data/m2/judgements.jsonl \
+        --metrics metrics/judge/m2.json --cost metrics/cost/m2/judge.json
+"""
+
+from pathlib import Path
+
+from lidr import stage
+from lidr.backends import make_backend
+from lidr.data import load_reference_outputs
+from lidr.errors import JoinError
+from lidr.io import read_jsonl, write_json, write_jsonl
+from lidr.judge import LocalJudge, OpenAIJudge, judge_pairs
+
+ANSWER_FIELDS = ("id", "lang", "instruction", "output", "generator")
+
+
+def join_answers(answers: list[dict], path: str) -> tuple[str, list[str]]:
+    """An opponent from another model's answers file: its name and its output for each of `answers`."""
+    theirs = {(r["lang"], r["id"]): r for r in read_jsonl(path, required=ANSWER_FIELDS)}
+    missing = [(a["lang"], a["id"]) for a in answers if (a["lang"], a["id"]) not in theirs]
+    if missing:
+        raise JoinError(f"{path}: no answer for {missing[0][0]} instruction {missing[0][1]!r}")
+    generator = next(iter(theirs.values()))["generator"]
+    return generator, [theirs[(a["lang"], a["id"])]["output"] for a in answers]
+
+
+def join_reference(answers: list[dict], pattern: str) -> tuple[str, list[str]]:
+    tables = {lang: load_reference_outputs(pattern, lang) for lang in dict.fromkeys(a["lang"] for a in answers)}
+    outputs, generators = [], set()
+    for a in answers:
+        ref = tables[a["lang"]].get(a["instruction"])
+        if ref is None:
+            raise JoinError(
+                f"{pattern.format(lang=a['lang'])}: no reference output for instruction {a['id']!r}: "
+                f"{a['instruction'][:60]!r}"
+            )
+        outputs.append(ref["output"])
+        generators.add(str(ref["generator"]))
+    return "reference:" + "+".join(sorted(generators)), outputs
+
+
+def opponents(reference: str, previous: str | None, base: str | None) -> dict[str, str]:
+    """comparison -> its opponents' source ("reference" or an answers file); equal sources are judged once."""
+    out = {}
+    if reference != "previous":
+        out["reference"] = "reference"
+    elif previous:
+        out["reference"] = previous
+    for name, path in (("previous", previous), ("m0", base)):
+        if path:
+            out[name] = path
+    return out
+
+
+def win_rates(records: list[dict]) -> dict:
+    per_lang: dict[str, dict] = {}
+    for r in records:
+        per_lang.setdefault(r["lang"], []).append(r)
+    out = {}
+    for lang, rs in per_lang.items():
+        ok = [r for r in rs if r["ok"]]
+        counts = {v: sum(r["verdict"] == v for r in ok) for v in ("win", "tie", "lose")}
+        rate = round(100 * sum(r["preference"] for r in ok) / len(ok), 2) if ok else None
+        out[lang] = {"win_rate": rate, "n": len(rs), "n_failed": len(rs) - len(ok), **counts}
+    return out
+
+
+def summarise(by_comparison: dict[str, list[dict]], judge: str, reference: str) -> dict:
+    metrics: dict = {"judge": judge, "reference": reference, "alpaca": {}, "alpaca_avg": {}, "head_to_head": {}}
+    if "reference" in by_comparison:
+        table = win_rates(by_comparison["reference"])
+        metrics["alpaca"] = {k: {f: v[f] for f in ("win_rate", "n", "n_failed")} for k, v in table.items()}
+        rates = [v["win_rate"] for v in table.values() if v["win_rate"] is not None]
+        metrics["alpaca_avg"] = {"win_rate": round(sum(rates) / len(rates), 2) if rates else None}
+    for name in ("previous", "m0"):
+        if name in by_comparison:
+            table = win_rates(by_comparison[name])
+            per_lang = {k: {f: v[f] for f in ("win", "tie", "lose", "win_rate")} for k, v in table.items()}
+            metrics["head_to_head"][name] = {"opponent": by_comparison[name][0]["opponent"], "per_lang": per_lang}
+    return metrics
+
+
+def main(args) -> None:
+    params = stage.params_of(args)
+    answers = read_jsonl(args.answers, required=ANSWER_FIELDS)
+    cost = stage.Cost()
+    if params.eval.judge.kind == "openai":
+        judge = OpenAIJudge.from_env()
+    else:
+        judge = LocalJudge(
+            make_backend(params, args.judge_model), params.eval.judge.batch_size, Path(args.judge_model).name
+        )
+    judged: dict[str, list[dict]] = {}
+    by_comparison: dict[str, list[dict]] = {}
+    for name, source in opponents(params.eval.alpaca.reference, args.previous, args.base).items():
+        if source not in judged:
+            if source == "reference":
+                opponent, outputs = join_reference(answers, params.eval.alpaca.reference)
+            else:
+                opponent, outputs = join_answers(answers, source)
+            items = [
+                {
+                    "id": a["id"],
+                    "lang": a["lang"],
+                    "instruction": a["instruction"],
+                    "model": a["generator"],
+                    "opponent": opponent,
+                    "output": a["output"],
+                    "opponent_output": o,
+                }
+                for a, o in zip(answers, outputs, strict=True)
+            ]
+            judged[source] = judge_pairs(judge, items)
+            cost.requests += 2 * len(items)
+        by_comparison[name] = [{"comparison": name, **r} for r in judged[source]]
+    metrics = summarise(by_comparison, judge.name, params.eval.alpaca.reference)
+    write_jsonl(args.judgements, [r for rs in by_comparison.values() for r in rs])
+    write_json(args.metrics, metrics)
+    write_json(args.cost, cost.as_metrics())
+    print({k: metrics[k] for k in ("alpaca_avg", "head_to_head")})
+
+
+if __name__ == "__main__":
+    ap = stage.parser(__doc__)
+    for flag in ("--answers", "--judge-model", "--judgements", "--metrics", "--cost"):
+        ap.add_argument(flag, required=True)
+    ap.add_argument("--previous", help="answers of the model this one starts from (absent for m0)")
+    ap.add_argument("--base", help="answers of the base model m0 (absent for m0)")
+    stage.run(main, ap)
