@@ -73,7 +73,7 @@ def copy_project(dest: Path) -> Path:
                                     ".ruff_cache", "models", "dvclive", "plots")
     for name in ("dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore"):
         shutil.copy2(ROOT / name, dest / name)
-    for name in ("lidr", "stages", "data", "tests", ".dvc"):
+    for name in ("lidr", "stages", "data", "tests", "configs", ".dvc"):
         shutil.copytree(ROOT / name, dest / name, ignore=ignore)
     for p in (dest / "data").iterdir():  # only the built-in sources, no outputs of earlier runs
         if p.name != "builtin":
