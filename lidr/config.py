@@ -104,7 +104,8 @@ class TrainParams:  # field names are trl.DPOConfig's, except `mode` and `lora`
     lora: LoraParams = field(default_factory=LoraParams)
     save_steps: int = 10  # trainer checkpoints (for resuming) every this many optimizer steps
     precompute_ref_log_probs: bool = False  # score the pairs with the reference once; do not hold it in training
-    launch: Literal["cpu", "multi_gpu", "deepspeed_zero3", "fsdp"] = "cpu"  # configs/accelerate/<launch>.yaml
+    # the accelerate configuration the train stage launches with: configs/accelerate/<launch>.yaml
+    launch: Literal["cpu", "single_gpu", "multi_gpu", "deepspeed_zero3", "fsdp"] = "cpu"
 
 
 @dataclass(frozen=True)

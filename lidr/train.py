@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -182,7 +183,8 @@ def train(
 ) -> dict:
     """Train on `pairs_path`, write the merged model to `out_dir` (main process only); return a run summary.
 
-    Resumes from the last trainer checkpoint of the same run key when one exists.
+    Resumes from the last trainer checkpoint of the same run key when one exists (an interrupted run); the
+    checkpoints of a run that completes are removed.
     """
     key = run_key(params, model_dir, pairs_path)
     ckpt_dir = CHECKPOINT_ROOT / key
@@ -191,6 +193,9 @@ def train(
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     save_merged(trainer, params, out_dir)
     trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process and out_dir is not None:
+        # The run is complete and its result is in out_dir: a rerun must train (and log its curves) again
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
     history = [h for h in trainer.state.log_history if "loss" in h]
     return {
         "steps": trainer.state.global_step,
