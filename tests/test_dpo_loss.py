@@ -118,3 +118,35 @@ def test_trainer_reports_the_hand_computed_loss(params, tiny_model, tmp_path):
     half = len(mask) // 2
     token_mean_nll = -(token_logps[:half] * mask[:half]).sum() / mask[:half].sum()
     assert abs(token_mean_nll.item() - nll.mean().item()) > 1e-2
+
+
+def test_precomputed_reference_log_probs_train_the_same_weights(params, tiny_model, tmp_path):
+    """With the reference scored once before training, the trained weights are those of a run that holds it."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))
+    results = []
+    for precompute in (False, True):
+        t = dataclasses.replace(
+            params.train,
+            mode="full",
+            per_device_train_batch_size=2,
+            max_length=128,
+            gradient_accumulation_steps=1,
+            learning_rate=1e-2,
+            precompute_ref_log_probs=precompute,
+        )
+        trainer = make_trainer(
+            dataclasses.replace(params, train=t), str(tiny_model), str(pairs), tmp_path / f"ckpt{precompute}", None
+        )
+        trainer.train()
+        assert (trainer.ref_model is None) == precompute
+        results.append(
+            (
+                trainer.state.log_history[0]["loss"],
+                {k: v.detach().clone() for k, v in trainer.model.state_dict().items()},
+            )
+        )
+    (loss_held, held), (loss_pre, pre) = results
+    assert loss_pre == pytest.approx(loss_held, rel=1e-5)
+    for name in held:
+        torch.testing.assert_close(pre[name], held[name], rtol=1e-4, atol=1e-6, msg=name)

@@ -61,7 +61,8 @@ def test_repro_runs_every_stage_and_writes_the_schemas(project):
     log = dvc(project, "repro")
     expected = {"prepare_model", "eval_m0", "summarize"} | {
         f"{s}@{it}" for it in ("m1", "m2")
-        for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter", "train", "eval")
+        for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter", "train", "eval",
+                  "card")
     }
     assert ran(log) == expected
     for it in ("m1", "m2"):
@@ -72,6 +73,8 @@ def test_repro_runs_every_stage_and_writes_the_schemas(project):
                 assert set(json.loads(line)) == fields, pattern
         assert (project / f"models/{it}/model.safetensors").exists()
         assert (project / f"models/{it}/README.md").read_text().count(f"iteration: `{it}`") == 1
+        assert "## Evaluation (MGSM" in (project / f"cards/{it}/README.md").read_text()
+        assert (project / f"dvclive/{it}/plots/metrics/nll.tsv").exists()
         gate = json.loads((project / f"metrics/gate/{it}.json").read_text())
         assert gate["total"]["kept"] > 0
     summary = json.loads((project / "metrics/summary.json").read_text())
