@@ -1,6 +1,6 @@
 """Check params.yaml (and the files it names) without running anything.
 
-    python -m lidr.check [--params params.yaml]
+python -m lidr.check [--params params.yaml]
 """
 
 from __future__ import annotations

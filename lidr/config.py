@@ -182,6 +182,10 @@ class TrainParams:  # field names are trl.DPOConfig's, except `mode` and `lora`
     logging_steps: int = 1
     gradient_checkpointing: bool = False
     lora: LoraParams = field(default_factory=LoraParams)
+    save_steps: int = 10  # trainer checkpoints (for resuming) every this many optimizer steps
+    precompute_ref_log_probs: bool = False  # score the pairs with the reference once; do not hold it in training
+    # the accelerate configuration the train stage launches with: configs/accelerate/<launch>.yaml
+    launch: Literal["cpu", "single_gpu", "multi_gpu", "deepspeed_zero3", "fsdp"] = "cpu"
 
 
 @dataclass(frozen=True)
@@ -396,6 +400,16 @@ def _check_alpaca(a: AlpacaParams) -> None:
         raise ParamsError("eval.alpaca.languages: expected at least one language")
 
 
+def _check_train(p: Params) -> None:
+    if p.train.save_steps <= 0:
+        raise ParamsError(f"train.save_steps: expected a value > 0, got {p.train.save_steps}")
+    if p.train.mode == "lora" and p.train.launch in ("deepspeed_zero3", "fsdp"):
+        raise ParamsError(
+            f"train.launch: {p.train.launch!r} shards the weights, which the LoRA merge at the end does not support; "
+            "use mode: full, or launch: multi_gpu for LoRA (the frozen base fits one GPU per process)"
+        )
+
+
 def _check_languages(p: Params) -> None:
     try:
         language_name(p.languages.dominant, where="languages.dominant")
@@ -513,6 +527,7 @@ def parse_params(data: Any, *, root: Path = Path("."), source: str = "params.yam
     try:
         p = _build(Params, data)
         _check_ranges(p)
+        _check_train(p)
         _check_languages(p)
         _check_iterations(p)
         _check_model(p, root)

@@ -1,9 +1,13 @@
 """DPO + NLL training with TRL, from the iteration's starting model, which is also the frozen reference.
 
-Loss (METHOD.md step 7): -log sigmoid(beta * (chosen log-ratio - rejected log-ratio)) + alpha * NLL(chosen),
-with TRL's loss_type ["sigmoid", "sft"] and loss_weights [1.0, alpha]. LoRA by default (the reference
-is the base with the adapter disabled); full fine-tuning as an option. The result is always a full,
-merged checkpoint that the next iteration starts from.
+Loss (METHOD.md step 7): -log sigmoid(beta * (chosen log-ratio - rejected log-ratio)) - alpha * log pi(y_w|x)/|y_w|,
+computed by `lidr.dpo_loss.dpo_nll_loss` inside `LidrDPOTrainer`, a DPOTrainer whose loss is replaced: TRL's "sft"
+loss is a token mean over the whole batch, not the per-sequence length-normalised NLL of the method. The trainer
+logs the loss, its DPO and NLL parts, chosen/rejected rewards, margins, preference accuracy and learning rate
+(through dvclive when a folder is given). LoRA by default (the reference is the base with the adapter disabled);
+full fine-tuning as an option; reference log-probabilities can be precomputed once so the reference model is not
+held during training. The result is always a full, merged checkpoint that the next iteration starts from.
+Launched by `accelerate launch` (the configuration comes from `train.launch`); only the main process writes.
 
 Trainer checkpoints live outside the DVC outputs, under a folder keyed by the hash of the inputs
 and params, so a rerun of an interrupted stage resumes from its last checkpoint.
@@ -23,7 +27,7 @@ from lidr.io import atomic_path
 from lidr.model import load_causal_lm, load_tokenizer, model_fingerprint
 
 CHECKPOINT_ROOT = Path(os.environ.get("LIDR_CHECKPOINT_DIR", ".lidr/checkpoints"))
-TRL_ONLY = ("mode", "lora")
+TRL_ONLY = ("mode", "lora", "launch")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -47,7 +51,7 @@ def run_key(params: Params, model_dir: str, pairs_path: str) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def dpo_config(params: Params, output_dir: str, use_cpu: bool, save_steps: int):
+def dpo_config(params: Params, output_dir: str, use_cpu: bool):
     from trl import DPOConfig
 
     t = params.train
@@ -55,15 +59,13 @@ def dpo_config(params: Params, output_dir: str, use_cpu: bool, save_steps: int):
     return DPOConfig(
         output_dir=output_dir,
         beta=params.beta,
-        loss_type=["sigmoid", "sft"],
-        loss_weights=[1.0, params.nll_weight],
+        loss_type=["sigmoid"],  # the loss itself is LidrDPOTrainer's; this only keeps TRL's checks consistent
         seed=params.seed,
         data_seed=params.seed,
         bf16=not use_cpu,
         use_cpu=use_cpu,
         report_to="none",
         save_strategy="steps",
-        save_steps=save_steps,
         save_total_limit=1,
         disable_tqdm=False,
         dataloader_num_workers=0,
@@ -71,26 +73,64 @@ def dpo_config(params: Params, output_dir: str, use_cpu: bool, save_steps: int):
     )
 
 
-def train(
-    params: Params,
-    model_dir: str,
-    pairs_path: str,
-    out_dir: Path,
-    live_dir: str | None,
-    save_steps: int = 10,
-    max_steps: int | None = None,
-) -> dict:
-    """Train on `pairs_path`, write the merged model to `out_dir`; return a summary of the run."""
-    import datasets
-    import torch
+def trainer_class():
+    """DPOTrainer with METHOD.md's exact loss (TRL is imported only when training)."""
     from trl import DPOTrainer
 
+    from lidr.dpo_loss import dpo_nll_loss, sequence_logps
+
+    class LidrDPOTrainer(DPOTrainer):
+        def _compute_loss(self, model, inputs, return_outputs):
+            mode = "train" if self.model.training else "eval"
+            extra = {"completion_mask", "ref_chosen_logps", "ref_rejected_logps"}
+            model_kwargs = {k: v for k, v in inputs.items() if k not in extra}
+            model_kwargs["use_cache"] = False
+            mask = inputs["completion_mask"][..., 1:]
+            labels = inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
+            outputs = model(**model_kwargs, labels=labels, fused_lm_head=True)
+            logps, lengths = sequence_logps(outputs.log_probs[:, -mask.size(1) :], mask)
+            chosen_logps, rejected_logps = logps.chunk(2, dim=0)  # the batch is [chosen..., rejected...]
+            chosen_lengths, _ = lengths.chunk(2, dim=0)
+            if self.precompute_ref_logps:
+                ref_chosen, ref_rejected = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
+            else:
+                ref_chosen, ref_rejected = self.compute_ref_log_probs(
+                    model if self.ref_model is None else self.ref_model, inputs
+                )
+            out = dpo_nll_loss(
+                chosen_logps, rejected_logps, ref_chosen, ref_rejected, chosen_lengths, self.beta, self.nll_weight
+            )
+            loss = out.loss
+            if self.aux_loss_enabled:
+                loss = loss + self.router_aux_loss_coef * outputs.aux_loss
+            gather = self.accelerator.gather
+            chosen_r, rejected_r = gather(out.chosen_rewards), gather(out.rejected_rewards)
+            logged = {
+                "dpo_loss": gather(out.dpo.detach()).mean(),
+                "nll": gather(out.nll.detach()).mean(),
+                "rewards/chosen": chosen_r.mean(),
+                "rewards/rejected": rejected_r.mean(),
+                "rewards/margins": (chosen_r - rejected_r).mean(),
+                "rewards/accuracies": (chosen_r > rejected_r).float().mean(),
+                "logps/chosen": gather(chosen_logps.detach()).mean(),
+                "logps/rejected": gather(rejected_logps.detach()).mean(),
+            }
+            for name, value in logged.items():
+                self._metrics[mode][name].append(value.item())
+            return (loss, outputs) if return_outputs else loss
+
+    return LidrDPOTrainer
+
+
+def make_trainer(
+    params: Params, model_dir: str, pairs_path: str, ckpt_dir: Path, live_dir: str | None, ref_model=None, callbacks=()
+):
+    """The configured trainer for one run; `ref_model` defaults to the starting model (METHOD.md step 7)."""
+    import datasets
+    import torch
+
     use_cpu = not torch.cuda.is_available()
-    key = run_key(params, model_dir, pairs_path)
-    ckpt_dir = CHECKPOINT_ROOT / key
-    args = dpo_config(params, str(ckpt_dir), use_cpu, save_steps)
-    if max_steps is not None:
-        args.max_steps = max_steps
+    args = dpo_config(params, str(ckpt_dir), use_cpu)
     pairs = datasets.load_dataset("json", data_files=str(pairs_path), split="train")
     pairs = pairs.select_columns(["prompt", "chosen", "rejected"])
     tokenizer = load_tokenizer(model_dir, params)
@@ -109,42 +149,84 @@ def train(
             target_modules=list(lora.target_modules),
             task_type="CAUSAL_LM",
         )
-    callbacks = []
-    # The curves are logged beside the trainer checkpoints (so a resumed run continues them) and copied
-    # to `live_dir` only at the end: a killed run never leaves a partial DVC output.
-    live_staging = ckpt_dir / "dvclive"
+    callbacks = list(callbacks)
     if live_dir:
         from dvclive import Live
         from transformers.integrations import DVCLiveCallback
 
         resume = any(ckpt_dir.glob("checkpoint-*"))
-        live = Live(str(live_staging), save_dvc_exp=False, dvcyaml=None, resume=resume)
+        # The curves are logged beside the trainer checkpoints (so a resumed run continues them) and copied
+        # to `live_dir` only at the end: a killed run never leaves a partial DVC output.
+        live = Live(str(live_staging(ckpt_dir)), save_dvc_exp=False, dvcyaml=None, resume=resume)
         callbacks.append(DVCLiveCallback(live=live))
-    trainer = DPOTrainer(
+    trainer = trainer_class()(
         model=model,
-        ref_model=None,
+        ref_model=ref_model,
         args=args,
         train_dataset=pairs,
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=callbacks,
     )
-    last = sorted(ckpt_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    result = trainer.train(resume_from_checkpoint=str(last[-1]) if last else None)
-    final = trainer.model
-    if params.train.mode == "lora":
-        final = final.merge_and_unload()
-    final.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
-    if live_dir:
+    trainer.nll_weight = params.nll_weight
+    return trainer
+
+
+def live_staging(ckpt_dir: Path) -> Path:
+    return ckpt_dir / "dvclive"
+
+
+def last_checkpoint(ckpt_dir: Path) -> Path | None:
+    done = [p for p in ckpt_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return max(done, key=lambda p: int(p.name.split("-")[-1])) if done else None
+
+
+def train(
+    params: Params,
+    model_dir: str,
+    pairs_path: str,
+    out_dir: Path | None,
+    live_dir: str | None,
+    callbacks=(),
+) -> dict:
+    """Train on `pairs_path`, write the merged model to `out_dir` (main process only); return a run summary.
+
+    Resumes from the last trainer checkpoint of the same run key when one exists (an interrupted run); the
+    checkpoints of a run that completes are removed.
+    """
+    key = run_key(params, model_dir, pairs_path)
+    ckpt_dir = CHECKPOINT_ROOT / key
+    trainer = make_trainer(params, model_dir, pairs_path, ckpt_dir, live_dir, callbacks=callbacks)
+    last = last_checkpoint(ckpt_dir)
+    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    save_merged(trainer, params, out_dir)
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process and live_dir:
         with atomic_path(live_dir, directory=True) as tmp:
-            shutil.copytree(live_staging, tmp, dirs_exist_ok=True)
+            shutil.copytree(live_staging(ckpt_dir), tmp, dirs_exist_ok=True)
+    if trainer.accelerator.is_main_process and out_dir is not None:
+        # The run is complete and its result is in out_dir: a rerun must train (and log its curves) again
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
     history = [h for h in trainer.state.log_history if "loss" in h]
     return {
         "steps": trainer.state.global_step,
-        "pairs": len(pairs),
+        "pairs": len(trainer.train_dataset),
         "train_loss": round(result.training_loss, 6),
         "final_loss": round(history[-1]["loss"], 6) if history else None,
-        "resumed_from": last[-1].name if last else None,
+        "final_nll": round(history[-1]["nll"], 6) if history else None,
+        "resumed_from": last.name if last else None,
         "run_key": key,
     }
+
+
+def save_merged(trainer, params: Params, out_dir: Path | None) -> None:
+    """Every process takes part (ZeRO-3 and FSDP gather the shards); the main process writes to `out_dir`."""
+    acc = trainer.accelerator
+    state_dict = acc.get_state_dict(trainer.model) if params.train.mode == "full" else None
+    if not acc.is_main_process or out_dir is None:
+        return
+    final = acc.unwrap_model(trainer.model)
+    if params.train.mode == "lora":
+        final = final.merge_and_unload()
+    final.save_pretrained(out_dir, state_dict=state_dict, safe_serialization=True)
+    trainer.processing_class.save_pretrained(out_dir)

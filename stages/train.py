@@ -1,11 +1,15 @@
 """Train the iteration's model: DPO + NLL on the kept pairs, from (and against) the starting model.
 
-Outputs: the merged checkpoint (with a model card and lidr.meta.json: library versions, run key),
-training curves through dvclive, and metrics
-{"steps", "pairs", "train_loss", "final_loss", "seconds", "peak_memory_mb"}.
+Outputs: the merged checkpoint with lidr.meta.json (library versions, run key) and its model card
+(README.md: base model, iteration, pairs sha256,
+params; the eval metrics are added by the card stage, a separate output, once the eval stage has
+run), training curves through dvclive, and metrics {"steps", "pairs", "train_loss", "final_loss",
+"final_nll"} and cost {"seconds", "peak_memory_mb"}. Launched through accelerate; only the main
+process writes.
 
-    python -m stages.train --iteration m1 --model models/m0 --pairs data/m1/pairs_kept.jsonl \
-        --out models/m1 --live dvclive/m1 --metrics metrics/train/m1.json
+    python -m accelerate.commands.launch --config_file configs/accelerate/cpu.yaml -m stages.train \
+        --iteration m1 --model models/m0 --pairs data/m1/pairs_kept.jsonl --out models/m1 \
+        --live dvclive/m1 --metrics metrics/train/m1.json --cost metrics/cost/m1/train.json
 """
 
 import json
@@ -23,53 +27,59 @@ tags: [lidr, dpo, multilingual]
 ---
 # {iteration}: Language Imbalance Driven Rewarding
 
-Trained by [lidr](https://github.com/) (Yang et al., ICLR 2025) with DPO + NLL on the model's own
-preference pairs.
+Trained by lidr (Yang et al., ICLR 2025) with DPO + NLL on the model's own preference pairs.
 
 - base model (this project's m0): `{base}`
 - iteration: `{iteration}`, started from `{start}` (`{model_dir}`)
 - pairs: `{pairs}` (sha256 `{pairs_sha}`), {n_pairs} pairs
 - beta: {beta}, NLL weight: {nll_weight}, seed: {seed}
-- training: {steps} steps, final loss {final_loss}
+- training: {steps} steps, final loss {final_loss}, final NLL {final_nll}
 
 Training settings:
 ```json
 {train}
 ```
 
-Evaluation metrics are written by the eval stage to `metrics/eval/{iteration}.json`.
+Evaluation metrics: not known when this checkpoint is written. The eval stage writes them to
+`metrics/eval/{iteration}.json`, and the card stage writes this card with them to `cards/{iteration}/README.md`.
 """
 
 
+def model_card(params, iteration: str, model_dir: str, pairs: str, summary: dict) -> str:
+    return CARD.format(
+        base=params.model.base,
+        iteration=iteration,
+        start=params.iteration(iteration).start,
+        model_dir=model_dir,
+        pairs=pairs,
+        pairs_sha=file_sha256(pairs),
+        n_pairs=summary["pairs"],
+        beta=params.beta,
+        nll_weight=params.nll_weight,
+        seed=params.seed,
+        steps=summary["steps"],
+        final_loss=summary["final_loss"],
+        final_nll=summary["final_nll"],
+        train=json.dumps(asdict(params.train), indent=2),
+    )
+
+
 def main(args) -> None:
+    from accelerate import PartialState
+
     params = stage.params_of(args)
-    it = params.iteration(args.iteration)
+    params.iteration(args.iteration)
     started = time.perf_counter()
+    if not PartialState().is_main_process:  # the other processes train and take part in the final gather
+        train(params, args.model, args.pairs, None, None)
+        return
     with atomic_path(args.out, directory=True) as tmp:
         summary = train(params, args.model, args.pairs, tmp, args.live)
-        (tmp / "README.md").write_text(
-            CARD.format(
-                base=params.model.base,
-                iteration=args.iteration,
-                start=it.start,
-                model_dir=args.model,
-                pairs=args.pairs,
-                pairs_sha=file_sha256(args.pairs),
-                n_pairs=summary["pairs"],
-                beta=params.beta,
-                nll_weight=params.nll_weight,
-                seed=params.seed,
-                steps=summary["steps"],
-                final_loss=summary["final_loss"],
-                train=json.dumps(asdict(params.train), indent=2),
-            ),
-            encoding="utf-8",
-        )
+        (tmp / "README.md").write_text(model_card(params, args.iteration, args.model, args.pairs, summary), "utf-8")
         stage.write_meta(
             tmp / "lidr.meta.json", "trl.DPOTrainer", args.model, pairs=args.pairs, run_key=summary["run_key"]
         )
-    metrics = {k: summary[k] for k in ("steps", "pairs", "train_loss", "final_loss")}
-    write_json(args.metrics, metrics)
+    write_json(args.metrics, {k: summary[k] for k in ("steps", "pairs", "train_loss", "final_loss", "final_nll")})
     write_json(
         args.cost, {"seconds": round(time.perf_counter() - started, 1), "peak_memory_mb": stage.peak_memory_mb()}
     )

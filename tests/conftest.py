@@ -62,9 +62,18 @@ def tiny_model(tmp_path_factory, embedded_model) -> Path:
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(embedded_model)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     out = tmp_path_factory.mktemp("tiny") / "tiny"
     LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
@@ -73,11 +82,21 @@ def tiny_model(tmp_path_factory, embedded_model) -> Path:
 
 def copy_project(dest: Path) -> Path:
     """A copy of the project (no caches, no outputs) to run DVC in."""
-    ignore = shutil.ignore_patterns(".venv", ".git", ".lidr", "__pycache__", "*.egg-info", ".pytest_cache",
-                                    ".ruff_cache", "models", "dvclive", "plots")
+    ignore = shutil.ignore_patterns(
+        ".venv",
+        ".git",
+        ".lidr",
+        "__pycache__",
+        "*.egg-info",
+        ".pytest_cache",
+        ".ruff_cache",
+        "models",
+        "dvclive",
+        "plots",
+    )
     for name in ("dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore"):
         shutil.copy2(ROOT / name, dest / name)
-    for name in ("lidr", "stages", "data", "tests", ".dvc"):
+    for name in ("lidr", "stages", "data", "tests", "configs", ".dvc"):
         shutil.copytree(ROOT / name, dest / name, ignore=ignore)
     for p in (dest / "data").iterdir():  # only the built-in sources, no outputs of earlier runs
         if p.name != "builtin":
@@ -98,8 +117,9 @@ def dvc(cwd: Path, *args: str) -> str:
 
 
 def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=test@lidr", "-c", "user.name=test", *args], cwd=cwd, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.email=test@lidr", "-c", "user.name=test", *args], cwd=cwd, check=True, capture_output=True
+    )
 
 
 def output_digests(root: Path) -> dict[str, str]:

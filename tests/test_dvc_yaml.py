@@ -12,7 +12,7 @@ PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
 def stage_module(cmd: str) -> str:
-    return re.search(r"python -m (stages\.\w+)", cmd).group(1)
+    return re.search(r"-m (stages\.\w+)", cmd).group(1)
 
 
 def test_every_stage_lists_the_modules_it_imports():

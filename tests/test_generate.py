@@ -74,9 +74,15 @@ def test_transformers_backend_matches_plain_greedy_generate(params, tiny_model):
     for request, completion in zip(requests, out, strict=True):
         ids = tok(backend.render(request), return_tensors="pt", add_special_tokens=False).input_ids
         with torch.inference_mode():
-            ref = model.generate(ids, do_sample=False, max_new_tokens=10, repetition_penalty=1.1,
-                                 eos_token_id=backend.eos_ids, pad_token_id=tok.pad_token_id)
-        new = ref[0, ids.shape[1]:].tolist()
+            ref = model.generate(
+                ids,
+                do_sample=False,
+                max_new_tokens=10,
+                repetition_penalty=1.1,
+                eos_token_id=backend.eos_ids,
+                pad_token_id=tok.pad_token_id,
+            )
+        new = ref[0, ids.shape[1] :].tolist()
         new = new[: next((i for i, t in enumerate(new) if t in backend.eos_ids), len(new))]
         assert completion.text == tok.decode(new, skip_special_tokens=True)
         assert completion.n_tokens >= len(new)
@@ -84,7 +90,12 @@ def test_transformers_backend_matches_plain_greedy_generate(params, tiny_model):
 
 def test_backend_stops_at_end_of_turn_on_the_embedded_model(params, embedded_model):
     backend = make_backend(params, str(embedded_model))
-    (out,) = generate(backend, [Request.chat([{"role": "user", "content": "Say only the word yes."}])],
-                      Decoding(max_new_tokens=40), model_dir=embedded_model, journal=False)
+    (out,) = generate(
+        backend,
+        [Request.chat([{"role": "user", "content": "Say only the word yes."}])],
+        Decoding(max_new_tokens=40),
+        model_dir=embedded_model,
+        journal=False,
+    )
     assert out.finish_reason == "stop" and 0 < out.n_tokens < 40
     assert "<|im_end|>" not in out.text and out.text.strip()

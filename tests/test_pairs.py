@@ -5,13 +5,25 @@ from lidr.pairs import build_pairs, translation_jobs
 
 
 def resp(id_, lang, text, kind="general", finish="stop"):
-    return {"id": id_, "kind": kind, "lang": lang, "messages": [{"role": "user", "content": f"{id_} in {lang}"}],
-            "response": text, "finish_reason": finish}
+    return {
+        "id": id_,
+        "kind": kind,
+        "lang": lang,
+        "messages": [{"role": "user", "content": f"{id_} in {lang}"}],
+        "response": text,
+        "finish_reason": finish,
+    }
 
 
 def tr(id_, src, tgt, text, ok=True, finish="stop"):
-    return {"id": id_, "source_lang": src, "target_lang": tgt, "text": text if ok else None, "ok": ok,
-            "finish_reason": finish}
+    return {
+        "id": id_,
+        "source_lang": src,
+        "target_lang": tgt,
+        "text": text if ok else None,
+        "ok": ok,
+        "finish_reason": finish,
+    }
 
 
 PROMPTS = [{"id": "a", "text": "Name a fruit."}, {"id": "t", "text": "Translate 'cat' into Spanish."}]
@@ -22,14 +34,24 @@ def test_pairs_follow_the_method_table():
     translations = [tr("a", "en", "es", "Una manzana."), tr("a", "es", "en", "A fruit is apple.")]
     x_pair, en_pair = build_pairs(PROMPTS, responses, translations, "en", ("es",))
     assert x_pair == {
-        "id": "a", "source_lang": "es", "kind": "general", "asks_translation": False, "lang": "es",
-        "pair_type": "x", "prompt": [{"role": "user", "content": "a in es"}],
+        "id": "a",
+        "source_lang": "es",
+        "kind": "general",
+        "asks_translation": False,
+        "lang": "es",
+        "pair_type": "x",
+        "prompt": [{"role": "user", "content": "a in es"}],
         "chosen": [{"role": "assistant", "content": "Una manzana."}],
         "rejected": [{"role": "assistant", "content": "Una fruta es manzana."}],
-        "chosen_origin": "en response translated to es", "rejected_origin": "es response",
-        "chosen_finish_reason": "stop", "rejected_finish_reason": "length", "translation_ok": True,
-        "chosen_source": "An apple.", "chosen_source_finish_reason": "stop",
-        "rejected_source": None, "rejected_source_finish_reason": None,
+        "chosen_origin": "en response translated to es",
+        "rejected_origin": "es response",
+        "chosen_finish_reason": "stop",
+        "rejected_finish_reason": "length",
+        "translation_ok": True,
+        "chosen_source": "An apple.",
+        "chosen_source_finish_reason": "stop",
+        "rejected_source": None,
+        "rejected_source_finish_reason": None,
     }
     assert en_pair["lang"] == "en" and en_pair["source_lang"] == "es" and en_pair["pair_type"] == "en"
     assert en_pair["prompt"] == [{"role": "user", "content": "a in en"}]
@@ -41,8 +63,12 @@ def test_pairs_follow_the_method_table():
 
 def test_english_pairs_are_kept_for_every_language():
     responses = [resp("a", "en", "E"), resp("a", "es", "S"), resp("a", "de", "D")]
-    translations = [tr("a", "en", "es", "E-es"), tr("a", "en", "de", "E-de"),
-                    tr("a", "es", "en", "S-en"), tr("a", "de", "en", "D-en")]
+    translations = [
+        tr("a", "en", "es", "E-es"),
+        tr("a", "en", "de", "E-de"),
+        tr("a", "es", "en", "S-en"),
+        tr("a", "de", "en", "D-en"),
+    ]
     pairs = build_pairs(PROMPTS, responses, translations, "en", ("es", "de"))
     en_pairs = [p for p in pairs if p["lang"] == "en"]
     assert [(p["source_lang"], p["rejected"][0]["content"]) for p in en_pairs] == [("es", "S-en"), ("de", "D-en")]

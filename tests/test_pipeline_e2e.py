@@ -15,19 +15,78 @@ SCHEMAS = {
     "data/{it}/prompts_en.jsonl": {"id", "kind", "text", "source"},
     "data/{it}/prompts.jsonl": {"id", "kind", "lang", "text", "origin", "ok", "error", "finish_reason"},
     "data/{it}/responses.jsonl": {"id", "kind", "lang", "messages", "response", "finish_reason", "n_tokens"},
-    "data/{it}/translations.jsonl": {"id", "source_lang", "target_lang", "source_text", "text", "ok", "error", "raw",
-                                     "finish_reason", "n_tokens"},
-    "data/{it}/pairs.jsonl": {"id", "lang", "source_lang", "pair_type", "kind", "prompt", "chosen", "rejected",
-                              "chosen_origin", "rejected_origin", "chosen_finish_reason", "rejected_finish_reason",
-                              "translation_ok", "asks_translation", "chosen_source", "rejected_source",
-                              "chosen_source_finish_reason", "rejected_source_finish_reason"},
+    "data/{it}/translations.jsonl": {
+        "id",
+        "source_lang",
+        "target_lang",
+        "source_text",
+        "text",
+        "ok",
+        "error",
+        "raw",
+        "finish_reason",
+        "n_tokens",
+    },
+    "data/{it}/pairs.jsonl": {
+        "id",
+        "lang",
+        "source_lang",
+        "pair_type",
+        "kind",
+        "prompt",
+        "chosen",
+        "rejected",
+        "chosen_origin",
+        "rejected_origin",
+        "chosen_finish_reason",
+        "rejected_finish_reason",
+        "translation_ok",
+        "asks_translation",
+        "chosen_source",
+        "rejected_source",
+        "chosen_source_finish_reason",
+        "rejected_source_finish_reason",
+    },
     "data/{it}/pairs_kept.jsonl": {"id", "lang", "source_lang", "pair_type", "prompt", "chosen", "rejected"},
-    "data/{it}/eval_answers.jsonl": {"id", "lang", "question", "gold", "response", "predicted", "correct",
-                                     "detected_lang", "on_target", "finish_reason", "n_tokens"},
-    "data/{it}/alpaca_answers.jsonl": {"id", "lang", "dataset", "instruction", "output", "generator",
-                                       "finish_reason", "n_tokens"},
-    "data/{it}/judgements.jsonl": {"comparison", "id", "lang", "instruction", "model", "opponent", "output",
-                                   "opponent_output", "judge", "orders", "preference", "verdict", "ok", "error"},
+    "data/{it}/eval_answers.jsonl": {
+        "id",
+        "lang",
+        "question",
+        "gold",
+        "response",
+        "predicted",
+        "correct",
+        "detected_lang",
+        "on_target",
+        "finish_reason",
+        "n_tokens",
+    },
+    "data/{it}/alpaca_answers.jsonl": {
+        "id",
+        "lang",
+        "dataset",
+        "instruction",
+        "output",
+        "generator",
+        "finish_reason",
+        "n_tokens",
+    },
+    "data/{it}/judgements.jsonl": {
+        "comparison",
+        "id",
+        "lang",
+        "instruction",
+        "model",
+        "opponent",
+        "output",
+        "opponent_output",
+        "judge",
+        "orders",
+        "preference",
+        "verdict",
+        "ok",
+        "error",
+    },
 }
 
 
@@ -38,9 +97,20 @@ def ran(log: str) -> set[str]:
 def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
     project, log = tiny_project.path, tiny_project.log
     expected = {"prepare_model", "eval_m0", "judge_m0", "summarize"} | {
-        f"{s}@{it}" for it in ("m1", "m2")
-        for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter", "train", "eval",
-                  "judge")
+        f"{s}@{it}"
+        for it in ("m1", "m2")
+        for s in (
+            "sample",
+            "translate_prompts",
+            "generate",
+            "translate_responses",
+            "pair",
+            "filter",
+            "train",
+            "eval",
+            "judge",
+            "card",
+        )
     }
     assert ran(log) == expected
     for it in ("m1", "m2"):
@@ -51,6 +121,8 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
                 assert set(json.loads(line)) == fields, pattern
         assert (project / f"models/{it}/model.safetensors").exists()
         assert (project / f"models/{it}/README.md").read_text().count(f"iteration: `{it}`") == 1
+        assert "## Evaluation (MGSM" in (project / f"cards/{it}/README.md").read_text()
+        assert (project / f"dvclive/{it}/plots/metrics/nll.tsv").exists()
         gate = json.loads((project / f"metrics/gate/{it}.json").read_text())
         assert gate["total"]["kept"] > 0
     summary = json.loads((project / "metrics/summary.json").read_text())
@@ -67,8 +139,14 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
 
 def test_a_second_run_gives_byte_identical_outputs(tiny_project, tmp_path_factory):
     first = tiny_project.digests
-    assert {"data/m2/responses.jsonl", "data/m2/pairs_kept.jsonl", "models/m2/model.safetensors",
-            "metrics/eval/m2.json", "metrics/summary.json", "plots/mgsm_accuracy.csv"} <= set(first)
+    assert {
+        "data/m2/responses.jsonl",
+        "data/m2/pairs_kept.jsonl",
+        "models/m2/model.safetensors",
+        "metrics/eval/m2.json",
+        "metrics/summary.json",
+        "plots/mgsm_accuracy.csv",
+    } <= set(first)
     second = repro_tiny(tmp_path_factory.mktemp("project-again")).digests
     assert set(second) == set(first)
     assert [name for name in first if first[name] != second[name]] == []
@@ -79,8 +157,9 @@ def test_beta_experiment_reruns_training_and_what_follows_only(tiny_project):
     log = dvc(project, "exp", "run", "-S", "beta=0.1")
     started = ran(log)
     assert {"train@m1", "eval@m1", "train@m2", "translate_prompts@m2"} <= started
-    untouched = {f"{s}@m1" for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair",
-                                     "filter")} | {"prepare_model", "eval_m0", "judge_m0", "sample@m2"}
+    untouched = {
+        f"{s}@m1" for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter")
+    } | {"prepare_model", "eval_m0", "judge_m0", "sample@m2"}
     assert not started & untouched
     table = dvc(project, "exp", "show", "--csv", "--no-pager").splitlines()
     column = table[0].split(",").index("beta")

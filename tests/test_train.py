@@ -10,9 +10,11 @@ from safetensors.torch import load_file
 from lidr.train import train
 
 PAIRS = [
-    {"prompt": [{"role": "user", "content": f"Question {i}?"}],
-     "chosen": [{"role": "assistant", "content": f"A careful answer number {i}."}],
-     "rejected": [{"role": "assistant", "content": f"bad {i} bad {i} bad"}]}
+    {
+        "prompt": [{"role": "user", "content": f"Question {i}?"}],
+        "chosen": [{"role": "assistant", "content": f"A careful answer number {i}."}],
+        "rejected": [{"role": "assistant", "content": f"bad {i} bad {i} bad"}],
+    }
     for i in range(4)
 ]
 
@@ -25,8 +27,14 @@ def pairs_file(tmp_path):
 
 
 def small(params, mode):
-    train_params = dataclasses.replace(params.train, mode=mode, per_device_train_batch_size=2,
-                                       gradient_accumulation_steps=1, max_length=64, learning_rate=1e-2)
+    train_params = dataclasses.replace(
+        params.train,
+        mode=mode,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=1,
+        max_length=64,
+        learning_rate=1e-2,
+    )
     return dataclasses.replace(params, train=train_params)
 
 

@@ -1,0 +1,50 @@
+"""The training keys of params.yaml: defaults, and clear errors naming the key."""
+
+import copy
+
+import pytest
+import yaml
+
+from lidr.config import ParamsError, parse_params
+from tests.conftest import ROOT
+
+BASE = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def with_train(**changes):
+    data = copy.deepcopy(BASE)
+    data["train"].update(changes)
+    return parse_params(data, root=ROOT)
+
+
+def test_defaults():
+    t = with_train().train
+    assert (t.launch, t.save_steps, t.precompute_ref_log_probs) == ("cpu", 10, False)
+
+
+@pytest.mark.parametrize("launch", ["cpu", "single_gpu", "multi_gpu"])
+def test_every_launch_has_its_accelerate_config(launch):
+    assert with_train(launch=launch).train.launch == launch
+    assert (ROOT / "configs" / "accelerate" / f"{launch}.yaml").exists()
+
+
+@pytest.mark.parametrize("launch", ["deepspeed_zero3", "fsdp"])
+def test_sharded_launches_need_full_fine_tuning(launch):
+    assert with_train(launch=launch, mode="full").train.launch == launch
+    assert (ROOT / "configs" / "accelerate" / f"{launch}.yaml").exists()
+    with pytest.raises(ParamsError, match=f"train.launch: '{launch}' shards the weights"):
+        with_train(launch=launch, mode="lora")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"launch": "tpu"}, "train.launch: expected 'cpu' or 'single_gpu'"),
+        ({"save_steps": 0}, "train.save_steps: expected a value > 0, got 0"),
+        ({"save_steps": 1.5}, "train.save_steps: expected int"),
+        ({"precompute_ref_log_probs": "yes"}, "train.precompute_ref_log_probs: expected bool"),
+    ],
+)
+def test_bad_training_keys_name_the_key(changes, message):
+    with pytest.raises(ParamsError, match=message.replace("(", r"\(")):
+        with_train(**changes)
