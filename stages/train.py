@@ -1,6 +1,6 @@
 """Train the iteration's model: DPO + NLL on the kept pairs, from (and against) the starting model.
 
-Outputs: the merged checkpoint (with a model card and lidr.meta.json: library versions, run key),
+Outputs: the merged checkpoint (with a model card and lidr.meta.json: library versions),
 training curves through dvclive, and metrics
 {"steps", "pairs", "train_loss", "final_loss", "seconds", "peak_memory_mb"}.
 
@@ -65,9 +65,8 @@ def main(args) -> None:
             ),
             encoding="utf-8",
         )
-        stage.write_meta(
-            tmp / "lidr.meta.json", "trl.DPOTrainer", args.model, pairs=args.pairs, run_key=summary["run_key"]
-        )
+        # Not the run key: it hashes the weight files' mtimes, so identical runs would differ.
+        stage.write_meta(tmp / "lidr.meta.json", "trl.DPOTrainer", args.model, pairs=args.pairs)
     metrics = {k: summary[k] for k in ("steps", "pairs", "train_loss", "final_loss")}
     write_json(args.metrics, metrics)
     write_json(
