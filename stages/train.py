@@ -1,11 +1,9 @@
 """Train the iteration's model: DPO + NLL on the kept pairs, from (and against) the starting model.
 
-Outputs: the merged checkpoint with lidr.meta.json (library versions, run key) and its model card
-(README.md: base model, iteration, pairs sha256,
-params; the eval metrics are added by the card stage, a separate output, once the eval stage has
-run), training curves through dvclive, and metrics {"steps", "pairs", "train_loss", "final_loss",
-"final_nll"} and cost {"seconds", "peak_memory_mb"}. Launched through accelerate; only the main
-process writes.
+        (tmp / "README.md").write_text(model_card(params, args.iteration, args.model, args.pairs, summary), "utf-8")
+        # Not the run key: it hashes the weight files' mtimes, so identical runs would differ.
+        stage.write_meta(tmp / "lidr.meta.json", "trl.DPOTrainer", args.model, pairs=args.pairs)
+    write_json(args.metrics, {k: summary[k] for k in ("steps", "pairs", "train_loss", "final_loss", "final_nll")})
 
     python -m accelerate.commands.launch --config_file configs/accelerate/cpu.yaml -m stages.train \
         --iteration m1 --model models/m0 --pairs data/m1/pairs_kept.jsonl --out models/m1 \
@@ -75,11 +73,36 @@ def main(args) -> None:
         return
     with atomic_path(args.out, directory=True) as tmp:
         summary = train(params, args.model, args.pairs, tmp, args.live)
+<<<<<<< HEAD
         (tmp / "README.md").write_text(model_card(params, args.iteration, args.model, args.pairs, summary), "utf-8")
         stage.write_meta(
             tmp / "lidr.meta.json", "trl.DPOTrainer", args.model, pairs=args.pairs, run_key=summary["run_key"]
         )
     write_json(args.metrics, {k: summary[k] for k in ("steps", "pairs", "train_loss", "final_loss", "final_nll")})
+=======
+        (tmp / "README.md").write_text(
+            CARD.format(
+                base=params.model.base,
+                iteration=args.iteration,
+                start=it.start,
+                model_dir=args.model,
+                pairs=args.pairs,
+                pairs_sha=file_sha256(args.pairs),
+                n_pairs=summary["pairs"],
+                beta=params.beta,
+                nll_weight=params.nll_weight,
+                seed=params.seed,
+                steps=summary["steps"],
+                final_loss=summary["final_loss"],
+                train=json.dumps(asdict(params.train), indent=2),
+            ),
+            encoding="utf-8",
+        )
+        # Not the run key: it hashes the weight files' mtimes, so identical runs would differ.
+        stage.write_meta(tmp / "lidr.meta.json", "trl.DPOTrainer", args.model, pairs=args.pairs)
+    metrics = {k: summary[k] for k in ("steps", "pairs", "train_loss", "final_loss")}
+    write_json(args.metrics, metrics)
+>>>>>>> issue-rel
     write_json(
         args.cost, {"seconds": round(time.perf_counter() - started, 1), "peak_memory_mb": stage.peak_memory_mb()}
     )
