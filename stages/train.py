@@ -73,36 +73,10 @@ def main(args) -> None:
         return
     with atomic_path(args.out, directory=True) as tmp:
         summary = train(params, args.model, args.pairs, tmp, args.live)
-<<<<<<< HEAD
         (tmp / "README.md").write_text(model_card(params, args.iteration, args.model, args.pairs, summary), "utf-8")
-        stage.write_meta(
-            tmp / "lidr.meta.json", "trl.DPOTrainer", args.model, pairs=args.pairs, run_key=summary["run_key"]
-        )
-    write_json(args.metrics, {k: summary[k] for k in ("steps", "pairs", "train_loss", "final_loss", "final_nll")})
-=======
-        (tmp / "README.md").write_text(
-            CARD.format(
-                base=params.model.base,
-                iteration=args.iteration,
-                start=it.start,
-                model_dir=args.model,
-                pairs=args.pairs,
-                pairs_sha=file_sha256(args.pairs),
-                n_pairs=summary["pairs"],
-                beta=params.beta,
-                nll_weight=params.nll_weight,
-                seed=params.seed,
-                steps=summary["steps"],
-                final_loss=summary["final_loss"],
-                train=json.dumps(asdict(params.train), indent=2),
-            ),
-            encoding="utf-8",
-        )
         # Not the run key: it hashes the weight files' mtimes, so identical runs would differ.
         stage.write_meta(tmp / "lidr.meta.json", "trl.DPOTrainer", args.model, pairs=args.pairs)
-    metrics = {k: summary[k] for k in ("steps", "pairs", "train_loss", "final_loss")}
-    write_json(args.metrics, metrics)
->>>>>>> issue-rel
+    write_json(args.metrics, {k: summary[k] for k in ("steps", "pairs", "train_loss", "final_loss", "final_nll")})
     write_json(
         args.cost, {"seconds": round(time.perf_counter() - started, 1), "peak_memory_mb": stage.peak_memory_mb()}
     )
