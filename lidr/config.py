@@ -52,6 +52,7 @@ class PromptSource:
     kind: Literal["general", "math"]
     n: int  # prompts taken from this source per iteration
     split: str = "train"
+    config: str | None = None  # hub dataset configuration, e.g. "main" for openai/gsm8k
     field: str | None = None  # text field; default: "instruction", "question" or "prompt", whichever exists
     id_field: str | None = None  # default: "id" when present, else the row number
 

@@ -28,7 +28,7 @@ def _load_rows(src: PromptSource) -> tuple[list[dict], str]:
     import datasets  # hub ids only
 
     try:
-        ds = datasets.load_dataset(src.path, split=src.split)
+        ds = datasets.load_dataset(src.path, src.config, split=src.split)
     except Exception as e:  # datasets raises many types; say which source failed and why
         raise DataError(f"prompt source {src.path!r} (split {src.split!r}) could not be loaded: {e}") from e
     return [dict(r) for r in ds], f"{src.path}[{src.split}]"
