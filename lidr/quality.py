@@ -99,6 +99,18 @@ def _context():
     return gx, gx.get_context(mode="ephemeral", project_config=config)
 
 
+def _stable(result: dict) -> dict:
+    """A GX result without what differs between identical runs (run times, random ids), so outputs stay
+    byte-identical for the same inputs."""
+    meta = result.get("meta", {})
+    for key in ("validation_id", "validation_time", "run_id"):
+        meta.pop(key, None)
+    meta.get("batch_markers", {}).pop("ge_load_time", None)
+    for r in result.get("results", []):
+        r.get("expectation_config", {}).pop("id", None)
+    return result
+
+
 def run_suite(kept: list[dict], rejected: list[dict], langs: tuple[str, ...], suite: SuiteParams) -> dict:
     """Validate both batches; returns {"success", "kept": GX result, "per_language": GX result, "failures": [str]}."""
     import pandas as pd
@@ -134,7 +146,7 @@ def run_suite(kept: list[dict], rejected: list[dict], langs: tuple[str, ...], su
         batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
         s = ctx.suites.add(gx.ExpectationSuite(name=f"gate_{name}", expectations=expectations))
         vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=s))
-        results[name] = vd.run(batch_parameters={"dataframe": df}, result_format="COMPLETE").to_json_dict()
+        results[name] = _stable(vd.run(batch_parameters={"dataframe": df}, result_format="COMPLETE").to_json_dict())
     failed = failures(results["kept"], kept_df) + failures(results["per_language"], lang_df)
     return {"success": not failed, **results, "failures": failed}
 
