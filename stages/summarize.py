@@ -38,7 +38,7 @@ def load_judges(judges: Path, models: list[str]) -> tuple[pl.DataFrame, list[dic
     for step, model in enumerate(models):
         path = judges / f"{model}.json"
         if not path.exists():
-            raise FileNotFoundError(f"{path}: missing; run `dvc repro` to judge {model}")
+            raise DataError(f"{path}: missing; run `dvc repro` to judge {model}")
         data = json.loads(path.read_text(encoding="utf-8"))
         for lang, m in data["alpaca"].items():
             rates.append({"step": step, "model": model, "lang": lang, "win_rate": m["win_rate"]})
