@@ -6,8 +6,14 @@ languages (greedy, repetition penalty). Each is decoded as the pipeline decodes 
 
 - `naive`: one request at a time, `model.generate` (batch 1);
 - `generate`: plain batched `model.generate`, batches in workload order, left padding;
-- `sorted-generate`: batched `model.generate` on length-sorted batches (the backend before this benchmark);
-- `backend`: the project's backend and driver as params.yaml configures them (`lidr.generate.generate`).
+- `sorted-generate`: batched `model.generate` on length-sorted batches (the first backend);
+- `continuous`: transformers' own continuous batching, `model.generate_batch` (paged attention;
+  it has no stop strings, so a translation runs on after `</translated>` and only its tokens up
+  to the stop string are counted);
+- `loop`: the project's greedy loop on length-sorted batches where a finished row leaves the
+  batch but nothing takes its place (`chunk_size` = `batch_size`: the second backend);
+- `backend`: the project's backend and driver as params.yaml configures them (`lidr.generate.generate`):
+  continuous batching, `batch_size` rows at a time, a waiting prompt joining as a row ends.
 
 Each mode runs in its own process (so peak memory is its own) after the model is loaded, and
 prints one table row: generated tokens, tokens/s, requests/s, padding waste (prompt padding plus
@@ -36,7 +42,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-MODES = ("naive", "generate", "sorted-generate", "backend")
+MODES = ("naive", "generate", "sorted-generate", "continuous", "loop", "backend")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -107,35 +113,78 @@ def _hf_generate(backend, rows: list[list[int]], decoding) -> tuple[list[tuple[s
     return results, slots
 
 
+def _hf_generate_batch(backend, rows: list[list[int]], decoding) -> list[tuple[str, int, int]]:
+    """transformers' continuous batching: [(text, tokens up to the stop, tokens generated)] in order."""
+    from transformers import GenerationConfig
+
+    from lidr.backends import cut_at_stop
+
+    tok = backend.tokenizer
+    config = GenerationConfig(
+        do_sample=False,
+        max_new_tokens=decoding.max_new_tokens,
+        repetition_penalty=decoding.repetition_penalty,
+        eos_token_id=backend.eos_ids,
+        pad_token_id=tok.pad_token_id,
+    )
+    outs = backend.model.generate_batch(inputs=rows, generation_config=config, warmup=False)
+    results = []
+    for out in outs.values():
+        row = list(out.generated_tokens)
+        end = next((i for i, t in enumerate(row) if t in backend.eos_ids), None)
+        kept = row if end is None else row[:end]
+        text, stopped = cut_at_stop(tok.decode(kept, skip_special_tokens=True), decoding.stop)
+        n = len(row) if end is None else end + 1
+        if stopped and end is None:
+            n = next(i + 1 for i in range(len(kept)) if cut_at_stop(tok.decode(kept[: i + 1]), decoding.stop)[1])
+        results.append((text, n, len(row)))
+    if len(results) != len(rows):
+        raise RuntimeError(f"generate_batch returned {len(results)} of {len(rows)} requests")
+    return results
+
+
 def run_mode(mode: str, params, model_dir: str, n: int, seed: int) -> dict:
+    import dataclasses
+
     from lidr.backends import make_backend
     from lidr.generate import generate
 
+    if mode == "loop":
+        params = dataclasses.replace(
+            params, generation=dataclasses.replace(params.generation, chunk_size=params.generation.batch_size)
+        )
     backend = make_backend(params, model_dir)
+    prefills: list[tuple[int, int]] = []  # (rows, width) of each prefill of the project's loop
+    if mode in ("loop", "backend"):
+        import lidr.backends.hf as hf
+
+        real = hf._prefill
+
+        def counting(model, prompts, *args):
+            prefills.append((len(prompts), max(len(p) for p in prompts)))
+            return real(model, prompts, *args)
+
+        hf._prefill = counting
     texts, tokens, slots, useful = [], 0, 0, 0
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     for _, decoding, requests in workload(params, n, seed):
         prompts = [backend.render(r) for r in requests]
         rows = [backend.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        if mode == "backend":
-            batches = []
-            inner = backend.generate_batch
-
-            def recording(batch, dec, inner=inner, batches=batches):
-                batches.append(batch)
-                return inner(batch, dec)
-
-            backend.generate_batch = recording
+        if mode in ("loop", "backend"):
             outs = generate(backend, requests, decoding, model_dir=model_dir, journal=False, desc=mode)
-            backend.generate_batch = inner
             texts += [c.text for c in outs]
-            by_prompt = dict(zip(prompts, outs, strict=True))
-            for batch in batches:
-                lengths = [backend.prompt_length(t) for t in batch]
-                # Finished rows leave the batch: decode slots are exactly the generated tokens.
-                slots += len(batch) * max(lengths) + sum(by_prompt[t].n_tokens for t in batch)
-                useful += sum(lengths) + sum(by_prompt[t].n_tokens for t in batch)
             tokens += sum(c.n_tokens for c in outs)
+            # A finished row leaves the batch: decode slots are exactly the generated tokens.
+            slots += sum(c.n_tokens for c in outs) + sum(r * w for r, w in prefills)
+            useful += sum(c.n_tokens for c in outs) + sum(len(r) for r in rows)
+            prefills.clear()
+            continue
+        if mode == "continuous":
+            outs = _hf_generate_batch(backend, rows, decoding)
+            texts += [o[0] for o in outs]
+            tokens += sum(o[1] for o in outs)
+            slots += sum(o[2] for o in outs) + sum(len(r) for r in rows)
+            useful += sum(o[1] for o in outs) + sum(len(r) for r in rows)
             continue
         order = list(range(len(rows)))
         size = 1 if mode == "naive" else backend.batch_size

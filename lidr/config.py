@@ -66,7 +66,8 @@ class PromptParams:
 @dataclass(frozen=True)
 class GenerationParams:
     backend: Literal["transformers", "vllm"] = "transformers"
-    batch_size: int = 16
+    batch_size: int = 64  # rows decoded together (transformers); prompts wait for a free place
+    chunk_size: int = 128  # prompts handed to the backend at once and journaled together
     max_new_tokens: int = 160
     translation_max_new_tokens: int = 200
     repetition_penalty: float = 1.1
@@ -343,6 +344,7 @@ def _build(cls: type, data: dict, prefix: str = "") -> Any:
 def _check_ranges(p: Params) -> None:
     positive = {
         "generation.batch_size": p.generation.batch_size,
+        "generation.chunk_size": p.generation.chunk_size,
         "generation.max_new_tokens": p.generation.max_new_tokens,
         "generation.translation_max_new_tokens": p.generation.translation_max_new_tokens,
         "generation.tensor_parallel_size": p.generation.tensor_parallel_size,

@@ -1,12 +1,14 @@
 """The generation driver: deduplication, length-sorted batches, a resumable journal, a progress bar.
 
-Identical prompts are generated once. Requests are sorted longest first and cut into batches of
-`batch_size`; each finished batch is appended to a journal (outside the DVC outputs) keyed by the
-model, the decoding settings and each prompt. The journal is also a cache: a prompt it already
-holds (answered by another stage, or another place of the same stage, with the same model and
-settings) is not generated again. Only the prompts it lacks are sorted and batched; a stage
-killed part-way and rerun finds whole batches of that same sorted order done, so the remaining
-batches are the same as in an uninterrupted run, and so is the output.
+Identical prompts are generated once. Requests are sorted longest first and cut into chunks of
+`chunk_size`; the backend decodes a chunk (the transformers backend `batch_size` rows at a time,
+a waiting prompt taking the place of each row that ends), and each finished chunk is appended to
+a journal (outside the DVC outputs) keyed by the model, the decoding settings and each prompt.
+The journal is also a cache: a prompt it already holds (answered by another stage, or another
+place of the same stage, with the same model and settings) is not generated again. Only the
+prompts it lacks are sorted and chunked; a stage killed part-way and rerun finds whole chunks of
+that same sorted order done, so the remaining chunks are the same as in an uninterrupted run,
+and so is the output.
 """
 
 from __future__ import annotations
@@ -69,25 +71,35 @@ def generate(
     model_dir: str | Path,
     desc: str = "generate",
     journal: bool = True,
+    cost=None,
 ) -> list[Completion]:
-    """Completions for `requests`, in order."""
+    """Completions for `requests`, in order; `cost` (a `lidr.stage.Cost`) counts what was generated here."""
     texts = [backend.render(r) for r in requests]
     unique = list(dict.fromkeys(texts))
     prefix = json.dumps(
-        [backend.name, model_fingerprint(model_dir), dataclasses.asdict(decoding), backend.batch_size], sort_keys=True
+        [
+            backend.name,
+            model_fingerprint(model_dir),
+            dataclasses.asdict(decoding),
+            backend.batch_size,
+            backend.chunk_size,
+        ],
+        sort_keys=True,
     )
     keys = {t: _request_key(prefix, t) for t in unique}
     journal_path = JOURNAL_DIR / f"{hashlib.sha256(prefix.encode()).hexdigest()[:16]}.jsonl" if journal else None
     log = Journal(journal_path)
     lengths = {t: backend.prompt_length(t) for t in unique}
     order = sorted((t for t in unique if keys[t] not in log.done), key=lambda t: (-lengths[t], keys[t]))
-    batches = [order[i : i + backend.batch_size] for i in range(0, len(order), backend.batch_size)]
+    chunks = [order[i : i + backend.chunk_size] for i in range(0, len(order), backend.chunk_size)]
     with tqdm(total=len(unique), initial=len(unique) - len(order), desc=desc, unit="req", dynamic_ncols=True) as bar:
-        tokens = 0
-        for batch in batches:
-            outs = backend.generate_batch(batch, decoding)
-            log.append([(keys[t], c) for t, c in zip(batch, outs, strict=True)])
-            tokens += sum(c.n_tokens for c in outs)
-            bar.update(len(batch))
-            bar.set_postfix(tokens=tokens)
+        generated: list[Completion] = []
+        for chunk in chunks:
+            outs = backend.generate_batch(chunk, decoding)
+            log.append([(keys[t], c) for t, c in zip(chunk, outs, strict=True)])
+            generated += outs
+            bar.update(len(chunk))
+            bar.set_postfix(tokens=sum(c.n_tokens for c in generated))
+    if cost is not None:
+        cost.count(len(texts), generated)
     return [log.done[keys[t]] for t in texts]

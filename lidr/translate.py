@@ -18,12 +18,14 @@ def translation_decoding(max_new_tokens: int, seed: int, loop_span: int = 0) -> 
     )
 
 
-def translate(backend: Backend, jobs: list[dict], decoding: Decoding, model_dir: str, desc: str) -> list[dict]:
+def translate(
+    backend: Backend, jobs: list[dict], decoding: Decoding, model_dir: str, desc: str, cost=None
+) -> list[dict]:
     """Each job `{"source_text", "target_lang", ...}` comes back with `text`, `ok`, `finish_reason`, `n_tokens`."""
     requests = [
         Request.chat(translation_messages(j["source_text"], j["target_lang"]), TRANSLATION_PRIMER) for j in jobs
     ]
-    completions = generate(backend, requests, decoding, model_dir=model_dir, desc=desc)
+    completions = generate(backend, requests, decoding, model_dir=model_dir, desc=desc, cost=cost)
     out = []
     for job, c in zip(jobs, completions, strict=True):
         text = parse_translation(c.text)

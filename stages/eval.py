@@ -103,8 +103,7 @@ def main(args) -> None:
     backend = make_backend(params, args.model)
     cost = stage.Cost()
     requests = [Request.chat(task_messages(r["question"], "math", r["lang"])) for r in rows]
-    completions = generate(backend, requests, decoding, model_dir=args.model, desc="evaluate mgsm")
-    cost.add(completions)
+    completions = generate(backend, requests, decoding, model_dir=args.model, desc="evaluate mgsm", cost=cost)
     languages = tuple(dict.fromkeys((*params.languages.all, *m.languages)))
     records = score(rows, completions, languages)
     metrics = summarise(records)
@@ -118,8 +117,7 @@ def main(args) -> None:
     cost = stage.Cost()
     rows = [r for lang in a.languages for r in load_alpaca(a.path, lang, a.limit)]
     requests = [Request.chat(task_messages(r["instruction"], "general", r["lang"])) for r in rows]
-    completions = generate(backend, requests, decoding, model_dir=args.model, desc="answer instructions")
-    cost.add(completions)
+    completions = generate(backend, requests, decoding, model_dir=args.model, desc="answer instructions", cost=cost)
     write_jsonl(args.alpaca_answers, answer_records(rows, completions, Path(args.model).name))
     write_json(args.alpaca_cost, cost.as_metrics())
 

@@ -35,9 +35,8 @@ def main(args) -> None:
     cost = stage.Cost()
     backend = make_backend(params, args.model)
     completions = generate(
-        backend, [Request.chat(m) for m in messages], decoding, model_dir=args.model, desc="answer prompts"
+        backend, [Request.chat(m) for m in messages], decoding, model_dir=args.model, desc="answer prompts", cost=cost
     )
-    cost.add(completions)
     records = [
         {
             "id": p["id"],

@@ -61,9 +61,7 @@ def main(args) -> None:
         decoding = translation_decoding(
             params.generation.translation_max_new_tokens, params.seed, params.generation.loop_span
         )
-        for t in translate(backend, jobs, decoding, args.model, desc="translate prompts"):
-            cost.tokens += t["n_tokens"]
-            cost.requests += 1
+        for t in translate(backend, jobs, decoding, args.model, desc="translate prompts", cost=cost):
             out[(t["id"], t["target_lang"])] = {
                 "id": t["id"],
                 "kind": t["kind"],

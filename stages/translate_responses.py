@@ -27,9 +27,7 @@ def main(args) -> None:
         params.generation.translation_max_new_tokens, params.seed, params.generation.loop_span
     )
     cost = stage.Cost()
-    records = translate(backend, jobs, decoding, args.model, desc="translate responses")
-    cost.tokens = sum(r["n_tokens"] for r in records)
-    cost.requests = len(records)
+    records = translate(backend, jobs, decoding, args.model, desc="translate responses", cost=cost)
     write_jsonl(args.out, records)
     stage.write_meta(args.meta, backend.name, args.model, decoding=decoding.__dict__)
     write_json(args.cost, cost.as_metrics())

@@ -116,3 +116,39 @@ def test_prompts_the_journal_holds_from_another_stage_are_not_generated_again(tm
     out = generate(again, REQUESTS, DECODING, model_dir=tmp_path, desc="eval")
     assert out[:3] == first
     assert sorted(len(t) for b in again.batches for t in b) == [5, 7]  # only the two prompts not yet answered
+
+
+def test_continuous_batching_matches_per_request_greedy_on_the_embedded_model(params, embedded_model, monkeypatch):
+    """Six prompts, two rows at a time: waiting prompts join the running batch as rows end.
+
+    On the real model, since attention to a joined row's padding or a wrong position would
+    change its text (the tiny random model barely attends)."""
+    import lidr.backends.hf as hf
+
+    backend = make_backend(params, str(embedded_model))
+    tok = backend.tokenizer
+    texts = (
+        "Say only the word yes.",
+        "Name three big cities, with their countries.",
+        "What is 2+2? Reply with the number only.",
+        "Why is the sky blue?",
+        "Say only the word no.",
+        "Translate 'gato' to English. One word.",
+    )
+    requests = [Request.chat([{"role": "user", "content": t}]) for t in texts]
+    rows = [tok(backend.render(r), add_special_tokens=False)["input_ids"] for r in requests]
+    monkeypatch.setattr(hf._RoomyLayer, "spare", 5)  # the cache's buffers regrow every few tokens
+    prefills = []
+    real = hf._prefill
+    monkeypatch.setattr(
+        hf, "_prefill", lambda model, prompts, *a: prefills.append(len(prompts)) or real(model, prompts, *a)
+    )
+    for decoding in (Decoding(max_new_tokens=24, repetition_penalty=1.1),):
+        prefills.clear()
+        with torch.inference_mode():
+            out = greedy_decode(backend.model, tok, rows, decoding, backend.eos_ids, max_running=2)
+        assert prefills[0] == 2 and len(prefills) >= 3 and sum(prefills) == len(texts)  # joined, each prompt once
+        for request, completion in zip(requests, out, strict=True):
+            expected = reference(backend, request, decoding)
+            assert completion.text == tok.decode(expected, skip_special_tokens=True)
+            assert completion.n_tokens == len(expected) + (len(expected) < decoding.max_new_tokens)

@@ -77,7 +77,11 @@ class Generation:
     def __init__(self, root: Path, model: Path):
         self.root = root
         self.params = write_params(
-            root / "params.yaml", generation__batch_size=1, generation__max_new_tokens=48, generation__threads=1
+            root / "params.yaml",
+            generation__batch_size=1,
+            generation__chunk_size=1,
+            generation__max_new_tokens=48,
+            generation__threads=1,
         )
         self.prompts = root / "prompts.jsonl"
         write_jsonl(

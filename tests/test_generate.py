@@ -15,7 +15,8 @@ class FakeBackend:
     name = "fake"
 
     def __init__(self, batch_size=2, fail_after=None):
-        self.batch_size, self.fail_after, self.batches = batch_size, fail_after, []
+        self.batch_size = self.chunk_size = batch_size
+        self.fail_after, self.batches = fail_after, []
 
     def render(self, request):
         return " | ".join(c for _, c in request.messages) + request.prefix
@@ -99,3 +100,15 @@ def test_backend_stops_at_end_of_turn_on_the_embedded_model(params, embedded_mod
     )
     assert out.finish_reason == "stop" and 0 < out.n_tokens < 40
     assert "<|im_end|>" not in out.text and out.text.strip()
+
+
+def test_cost_counts_only_the_tokens_generated_here(tmp_path):
+    from lidr.stage import Cost
+
+    first = Cost()
+    generate(FakeBackend(), REQUESTS[:3], DECODING, model_dir=tmp_path, cost=first)
+    assert (first.requests, first.generated, first.tokens) == (3, 3, 3 + 9 + 1)
+    again = Cost()  # three prompts are in the journal, and "x" * 9 is asked for twice
+    generate(FakeBackend(), REQUESTS, DECODING, model_dir=tmp_path, cost=again)
+    assert (again.requests, again.generated, again.tokens) == (6, 2, 5 + 7)
+    assert again.as_metrics()["generated_requests"] == 2

@@ -47,7 +47,8 @@ class Completion:
 
 class Backend(Protocol):
     name: str
-    batch_size: int
+    batch_size: int  # rows decoded together
+    chunk_size: int  # prompts handed to generate_batch at once (the journal's unit)
 
     def render(self, request: Request) -> str: ...  # the prompt text, through the tokenizer's chat template
 

@@ -26,7 +26,8 @@ class VllmBackend:
             dtype="auto" if params.model.dtype == "auto" else params.model.dtype,
         )
         self.tokenizer = self.llm.get_tokenizer()
-        self.batch_size = g.batch_size  # vLLM schedules within a batch; batches are the journal's unit
+        self.batch_size = g.batch_size
+        self.chunk_size = g.chunk_size  # vLLM schedules within a chunk; chunks are the journal's unit
 
     def render(self, request: Request) -> str:
         text = self.tokenizer.apply_chat_template(request.message_dicts(), add_generation_prompt=True, tokenize=False)
