@@ -67,7 +67,7 @@ class PromptParams:
 class GenerationParams:
     backend: Literal["transformers", "vllm"] = "transformers"
     batch_size: int = 64  # rows decoded together (transformers); prompts wait for a free place
-    chunk_size: int = 128  # prompts handed to the backend at once and journaled together
+    chunk_size: int = 64  # prompts handed to the backend at once and journaled together
     max_new_tokens: int = 160
     translation_max_new_tokens: int = 200
     repetition_penalty: float = 1.1
