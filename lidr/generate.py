@@ -1,14 +1,14 @@
 """The generation driver: deduplication, length-sorted batches, a resumable journal, a progress bar.
 
 Identical prompts are generated once. Requests are sorted longest first and cut into chunks of
-`chunk_size`; the backend decodes a chunk (the transformers backend `batch_size` rows at a time,
-a waiting prompt taking the place of each row that ends), and each finished chunk is appended to
-a journal (outside the DVC outputs) keyed by the model, the decoding settings and each prompt.
-The journal is also a cache: a prompt it already holds (answered by another stage, or another
-place of the same stage, with the same model and settings) is not generated again. Only the
-prompts it lacks are sorted and chunked; a stage killed part-way and rerun finds whole chunks of
-that same sorted order done, so the remaining chunks are the same as in an uninterrupted run,
-and so is the output.
+`chunk_size`; the backend decodes a chunk (the transformers backend `batch_size` rows at a time;
+in a chunk larger than that, a waiting prompt takes the place of each row that ends), and each
+finished chunk is appended to a journal (outside the DVC outputs) keyed by the model, the
+decoding settings and each prompt. The journal is also a cache: a prompt it already holds
+(answered by another stage, or another place of the same stage, with the same model and
+settings) is not generated again. Only the prompts it lacks are sorted and chunked; a stage
+killed part-way and rerun finds whole chunks of that same sorted order done, so the remaining
+chunks are the same as in an uninterrupted run, and so is the output.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""transformers backend: continuous-batched, left-padded greedy decoding that stops at end of turn.
+"""transformers backend: batched, left-padded greedy decoding that stops at end of turn.
 
 `greedy_decode` is our own decoding loop rather than `model.generate`: the same greedy choice
 (argmax after the repetition penalty over the prompt and the tokens so far), but a row that
-ends (end of turn, stop string, a detected loop, the token limit) leaves the batch at once and a
-waiting prompt takes its place, so the batch stays full instead of running on for its longest
-member. Pad tokens are never penalised or attended to, so a row's output does not depend on
-its batch neighbours' lengths.
+ends (end of turn, stop string, a detected loop, the token limit) leaves the batch at once, so
+the batch does not run on at full width for its longest member; when more prompts are handed
+over than `batch_size` rows (`chunk_size` > `batch_size`), a waiting prompt takes its place.
+Pad tokens are never penalised or attended to, so a row's output does not depend on its batch
+neighbours' lengths.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ class _RoomyLayer(DynamicLayer):
     """A DynamicLayer whose keys and values are views of buffers with spare room at the end.
 
     DynamicLayer concatenates the whole cache to add one token, a copy per layer and step
-    that costs a third of a decoding step at 64 rows; here a token is written in place.
+    that costs a fifth to a third of a decoding step at 64 rows; here a token is written in place.
     """
 
     spare = 64  # tokens of room added at each reallocation
