@@ -13,7 +13,7 @@ languages (greedy, repetition penalty). Each is decoded as the pipeline decodes 
 - `loop`: the project's greedy loop on length-sorted batches where a finished row leaves the
   batch but nothing takes its place (`chunk_size` = `batch_size`: the second backend);
 - `backend`: the project's backend and driver as params.yaml configures them (`lidr.generate.generate`):
-  continuous batching, `batch_size` rows at a time, a waiting prompt joining as a row ends.
+  `batch_size` rows at a time; with `chunk_size` above `batch_size`, a waiting prompt joins as a row ends.
 
 Each mode runs in its own process (so peak memory is its own) after the model is loaded, and
 prints one table row: generated tokens, tokens/s, requests/s, padding waste (prompt padding plus
@@ -81,8 +81,6 @@ def _hf_generate(backend, rows: list[list[int]], decoding) -> tuple[list[tuple[s
     """model.generate on one left-padded batch: [(text, generated tokens)] and the token slots it used."""
     import torch
 
-    from lidr.backends import cut_at_stop
-
     tok, pad = backend.tokenizer, backend.tokenizer.pad_token_id
     width = max(len(r) for r in rows)
     ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
@@ -100,24 +98,27 @@ def _hf_generate(backend, rows: list[list[int]], decoding) -> tuple[list[tuple[s
             **extra,
         )
     new = out[:, width:].tolist()
-    results = []
-    for row in new:
-        end = next((i for i, t in enumerate(row) if t in backend.eos_ids), None)
-        kept = row if end is None else row[:end]
-        text, stopped = cut_at_stop(tok.decode(kept, skip_special_tokens=True), decoding.stop)
-        n = len(row) if end is None else end + 1
-        if stopped and end is None:  # count the tokens up to the stop string, not the batch's tail
-            n = next(i + 1 for i in range(len(kept)) if cut_at_stop(tok.decode(kept[: i + 1]), decoding.stop)[1])
-        results.append((text, n))
     slots = len(rows) * (width + len(new[0]))
-    return results, slots
+    return [_text_and_tokens(backend, row, decoding) for row in new], slots
+
+
+def _text_and_tokens(backend, row: list[int], decoding) -> tuple[str, int]:
+    """A row of new token ids: its text up to end of turn or stop string, and the tokens up to there."""
+    from lidr.backends import cut_at_stop
+
+    tok = backend.tokenizer
+    end = next((i for i, t in enumerate(row) if t in backend.eos_ids), None)
+    kept = row if end is None else row[:end]
+    text, stopped = cut_at_stop(tok.decode(kept, skip_special_tokens=True), decoding.stop)
+    n = len(row) if end is None else end + 1
+    if stopped and end is None:  # count the tokens up to the stop string, not what runs on after it
+        n = next(i + 1 for i in range(len(kept)) if cut_at_stop(tok.decode(kept[: i + 1]), decoding.stop)[1])
+    return text, n
 
 
 def _hf_generate_batch(backend, rows: list[list[int]], decoding) -> list[tuple[str, int, int]]:
     """transformers' continuous batching: [(text, tokens up to the stop, tokens generated)] in order."""
     from transformers import GenerationConfig
-
-    from lidr.backends import cut_at_stop
 
     tok = backend.tokenizer
     config = GenerationConfig(
@@ -128,16 +129,10 @@ def _hf_generate_batch(backend, rows: list[list[int]], decoding) -> list[tuple[s
         pad_token_id=tok.pad_token_id,
     )
     outs = backend.model.generate_batch(inputs=rows, generation_config=config, warmup=False)
-    results = []
-    for out in outs.values():
-        row = list(out.generated_tokens)
-        end = next((i for i, t in enumerate(row) if t in backend.eos_ids), None)
-        kept = row if end is None else row[:end]
-        text, stopped = cut_at_stop(tok.decode(kept, skip_special_tokens=True), decoding.stop)
-        n = len(row) if end is None else end + 1
-        if stopped and end is None:
-            n = next(i + 1 for i in range(len(kept)) if cut_at_stop(tok.decode(kept[: i + 1]), decoding.stop)[1])
-        results.append((text, n, len(row)))
+    results = [
+        (*_text_and_tokens(backend, list(o.generated_tokens), decoding), len(o.generated_tokens))
+        for o in outs.values()
+    ]
     if len(results) != len(rows):
         raise RuntimeError(f"generate_batch returned {len(results)} of {len(rows)} requests")
     return results

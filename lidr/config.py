@@ -66,7 +66,7 @@ class PromptParams:
 @dataclass(frozen=True)
 class GenerationParams:
     backend: Literal["transformers", "vllm"] = "transformers"
-    batch_size: int = 64  # rows decoded together (transformers); prompts wait for a free place
+    batch_size: int = 64  # rows decoded together (transformers); more in a chunk wait for a free place
     chunk_size: int = 64  # prompts handed to the backend at once and journaled together
     max_new_tokens: int = 160
     translation_max_new_tokens: int = 200
