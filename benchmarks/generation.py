@@ -11,9 +11,11 @@ languages (greedy, repetition penalty). Each is decoded as the pipeline decodes 
   it has no stop strings, so a translation runs on after `</translated>` and only its tokens up
   to the stop string are counted);
 - `loop`: the project's greedy loop on length-sorted batches where a finished row leaves the
-  batch but nothing takes its place (`chunk_size` = `batch_size`: the second backend);
+  batch (`chunk_size` = `batch_size`), with torch's own kernels and no guessed tokens: the
+  second backend;
 - `backend`: the project's backend and driver as params.yaml configures them (`lidr.generate.generate`):
-  `batch_size` rows at a time; with `chunk_size` above `batch_size`, a waiting prompt joins as a row ends.
+  `batch_size` rows at a time (with `chunk_size` above `batch_size`, a waiting prompt joins as a
+  row ends), its CPU kernels, and `draft_tokens` prompt-lookup guesses while few rows run.
 
 Each mode runs in its own process (so peak memory is its own) after the model is loaded, and
 prints one table row: generated tokens, tokens/s, requests/s, padding waste (prompt padding plus
@@ -29,6 +31,7 @@ a prefix of it). "x naive" compares tokens/s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -145,14 +148,16 @@ def run_mode(mode: str, params, model_dir: str, n: int, seed: int) -> dict:
     from lidr.generate import generate
 
     if mode == "loop":
-        params = dataclasses.replace(
-            params, generation=dataclasses.replace(params.generation, chunk_size=params.generation.batch_size)
-        )
+        g = dataclasses.replace(params.generation, chunk_size=params.generation.batch_size, draft_tokens=0)
+        params = dataclasses.replace(params, generation=g)
     backend = make_backend(params, model_dir)
     prefills: list[tuple[int, int]] = []  # (rows, width) of each prefill of the project's loop
+    fed: list[int] = []  # token slots of each decoding step of the project's loop
     if mode in ("loop", "backend"):
         import lidr.backends.hf as hf
 
+        if mode == "loop":  # the previous backend: torch's own kernels, no guessed tokens
+            hf.cpu_kernels = lambda model: contextlib.nullcontext()
         real = hf._prefill
 
         def counting(model, prompts, *args):
@@ -160,6 +165,13 @@ def run_mode(mode: str, params, model_dir: str, n: int, seed: int) -> dict:
             return real(model, prompts, *args)
 
         hf._prefill = counting
+        real_step = hf._Running.step
+
+        def counting_step(run, model, drafts, pad):
+            fed.append(len(drafts) * (1 + max(len(d) for d in drafts)))  # token slots, rejected guesses too
+            return real_step(run, model, drafts, pad)
+
+        hf._Running.step = counting_step
     texts, tokens, slots, useful = [], 0, 0, 0
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     for _, decoding, requests in workload(params, n, seed):
@@ -169,10 +181,12 @@ def run_mode(mode: str, params, model_dir: str, n: int, seed: int) -> dict:
             outs = generate(backend, requests, decoding, model_dir=model_dir, journal=False, desc=mode)
             texts += [c.text for c in outs]
             tokens += sum(c.n_tokens for c in outs)
-            # A finished row leaves the batch: decode slots are exactly the generated tokens.
-            slots += sum(c.n_tokens for c in outs) + sum(r * w for r, w in prefills)
+            # A finished row leaves the batch: a row's first token comes from its prefill, the others
+            # from decoding steps, whose slots are the rows' fed tokens (rejected guesses are waste).
+            slots += sum(fed) + len(outs) + sum(r * w for r, w in prefills)
             useful += sum(c.n_tokens for c in outs) + sum(len(r) for r in rows)
             prefills.clear()
+            fed.clear()
             continue
         if mode == "continuous":
             outs = _hf_generate_batch(backend, rows, decoding)

@@ -75,6 +75,7 @@ class GenerationParams:
     gpu_memory_utilization: float = 0.85  # vLLM only
     tensor_parallel_size: int = 1  # vLLM only
     loop_span: int = 48  # end a sequence whose last loop_span tokens repeat a short block; 0: off
+    draft_tokens: int = 4  # prompt-lookup guesses checked per row and step while few rows run (transformers); 0: off
 
 
 Side = Literal["chosen", "rejected"]
@@ -364,6 +365,7 @@ def _check_ranges(p: Params) -> None:
     for key, value in {
         "nll_weight": p.nll_weight,
         "generation.threads": p.generation.threads,
+        "generation.draft_tokens": p.generation.draft_tokens,
         "eval.mgsm.limit": p.eval.mgsm.limit,
         "eval.alpaca.limit": p.eval.alpaca.limit,
         "train.warmup_steps": p.train.warmup_steps,

@@ -1,5 +1,6 @@
 """The transformers backend's own greedy loop: same outputs as plain greedy `generate`, loops ended and marked."""
 
+import contextlib
 import dataclasses
 
 import pytest
@@ -118,11 +119,17 @@ def test_prompts_the_journal_holds_from_another_stage_are_not_generated_again(tm
     assert sorted(len(t) for b in again.batches for t in b) == [5, 7]  # only the two prompts not yet answered
 
 
-def test_continuous_batching_matches_per_request_greedy_on_the_embedded_model(params, embedded_model, monkeypatch):
-    """Six prompts, two rows at a time: waiting prompts join the running batch as rows end.
+@pytest.mark.parametrize("draft", [0, 4])
+def test_continuous_batching_matches_per_request_greedy_on_the_embedded_model(
+    params, embedded_model, monkeypatch, draft
+):
+    """Seven prompts, two rows at a time: waiting prompts join the running batch as rows end.
 
     On the real model, since attention to a joined row's padding or a wrong position would
-    change its text (the tiny random model barely attends)."""
+    change its text (the tiny random model barely attends). With `draft`, each row also feeds
+    tokens guessed from its prompt and output, inside `cpu_kernels` as the backend runs it:
+    guesses are kept (fewer forward passes than tokens), rejected ones leave masked holes that are
+    squeezed out, and the text is still plain greedy's."""
     import lidr.backends.hf as hf
 
     backend = make_backend(params, str(embedded_model))
@@ -136,19 +143,57 @@ def test_continuous_batching_matches_per_request_greedy_on_the_embedded_model(pa
         "Translate 'gato' to English. One word.",
     )
     requests = [Request.chat([{"role": "user", "content": t}]) for t in texts]
+    requests.append(Request.chat(translation_messages("The cat sleeps on the warm roof.", "es"), TRANSLATION_PRIMER))
     rows = [tok(backend.render(r), add_special_tokens=False)["input_ids"] for r in requests]
     monkeypatch.setattr(hf._RoomyLayer, "spare", 5)  # the cache's buffers regrow every few tokens
-    prefills = []
-    real = hf._prefill
+    monkeypatch.setattr(hf._Running, "slack", -(10**6))  # masked columns are squeezed out at every step
+    prefills, steps, squeezes = [], [], []
+    real_prefill, real_step, real_squeeze = hf._prefill, hf._Running.step, hf._Running._squeeze
     monkeypatch.setattr(
-        hf, "_prefill", lambda model, prompts, *a: prefills.append(len(prompts)) or real(model, prompts, *a)
+        hf, "_prefill", lambda model, prompts, *a: prefills.append(len(prompts)) or real_prefill(model, prompts, *a)
     )
-    for decoding in (Decoding(max_new_tokens=24, repetition_penalty=1.1),):
-        prefills.clear()
-        with torch.inference_mode():
-            out = greedy_decode(backend.model, tok, rows, decoding, backend.eos_ids, max_running=2)
-        assert prefills[0] == 2 and len(prefills) >= 3 and sum(prefills) == len(texts)  # joined, each prompt once
-        for request, completion in zip(requests, out, strict=True):
-            expected = reference(backend, request, decoding)
-            assert completion.text == tok.decode(expected, skip_special_tokens=True)
-            assert completion.n_tokens == len(expected) + (len(expected) < decoding.max_new_tokens)
+    monkeypatch.setattr(hf._Running, "step", lambda run, *a: steps.append(len(run.rows)) or real_step(run, *a))
+
+    def squeeze(run):
+        width = run.attention.shape[1]
+        real_squeeze(run)
+        if run.attention.shape[1] < width:
+            squeezes.append(width - run.attention.shape[1])
+
+    monkeypatch.setattr(hf._Running, "_squeeze", squeeze)
+    decoding = Decoding(max_new_tokens=24, repetition_penalty=1.1)
+    with torch.inference_mode(), hf.cpu_kernels(backend.model) if draft else contextlib.nullcontext():
+        out = greedy_decode(backend.model, tok, rows, decoding, backend.eos_ids, max_running=2, draft=draft)
+    assert prefills[0] == 2 and len(prefills) >= 3 and sum(prefills) == len(requests)  # joined, each prompt once
+    for request, completion in zip(requests, out, strict=True):
+        expected = reference(backend, request, decoding)
+        assert completion.text == tok.decode(expected, skip_special_tokens=True)
+        assert completion.n_tokens == len(expected) + (len(expected) < decoding.max_new_tokens)
+    tokens = sum(c.n_tokens for c in out)
+    if draft:
+        assert sum(steps) + sum(prefills) < tokens  # a row's forward pass gave its own token and kept guesses
+        assert squeezes
+    else:
+        assert sum(steps) + sum(prefills) == tokens  # one token per row and forward pass
+        assert not squeezes
+
+
+def test_grouped_attention_matches_sdpa_and_gives_no_nan_for_a_query_that_sees_nothing():
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from lidr.backends.hf import _grouped_attention
+
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 3, True
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(2, 6, 4, 8, generator=generator)  # 2 rows, 6 query heads in 2 groups, 4 tokens
+    key, value = torch.randn(2, 2, 7, 8, generator=generator), torch.randn(2, 2, 7, 8, generator=generator)
+    mask = torch.ones(2, 1, 4, 7, dtype=torch.bool).tril(diagonal=3)  # causal over 3 cached + 4 new columns
+    mask[1, :, :, :2] = False  # row 1: two padding columns
+    mask[1, :, 0, :] = False  # and a query that attends to nothing
+    ours, _ = _grouped_attention(module, query, key, value, mask)
+    theirs, _ = sdpa_attention_forward(module, query, key, value, mask)
+    assert ours.shape == theirs.shape == (2, 4, 6, 8)
+    assert not ours.isnan().any()
+    torch.testing.assert_close(ours[0], theirs[0])
+    torch.testing.assert_close(ours[1, 1:], theirs[1, 1:])

@@ -11,9 +11,15 @@ neighbours' lengths.
 
 from __future__ import annotations
 
+import contextlib
+import types
+
 import torch
-from transformers import DynamicCache
+import torch.nn.functional as F
+from transformers import AttentionInterface, DynamicCache
 from transformers.cache_utils import DynamicLayer
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from lidr.backends import Completion, Decoding, Request, cut_at_stop
 from lidr.config import Params
@@ -34,6 +40,7 @@ class TransformersBackend:
         self.model = load_causal_lm(model_dir, params).to(self.device).eval()
         self.batch_size = params.generation.batch_size
         self.chunk_size = params.generation.chunk_size
+        self.draft_tokens = params.generation.draft_tokens
         self.eos_ids = end_of_turn_ids(self.tokenizer, self.model)
 
     def render(self, request: Request) -> str:
@@ -50,7 +57,10 @@ class TransformersBackend:
 
     @torch.inference_mode()
     def _generate_batch(self, batch: list[list[int]], decoding: Decoding) -> list[Completion]:
-        return greedy_decode(self.model, self.tokenizer, batch, decoding, self.eos_ids, self.batch_size)
+        with cpu_kernels(self.model):
+            return greedy_decode(
+                self.model, self.tokenizer, batch, decoding, self.eos_ids, self.batch_size, self.draft_tokens
+            )
 
     @torch.inference_mode()
     def token_logprobs(self, texts: list[str], candidates: tuple[str, ...]) -> list[dict[str, float]]:
@@ -68,6 +78,90 @@ class TransformersBackend:
         return [dict(zip(candidates, row, strict=True)) for row in logp]
 
 
+SMALL_ROWS = 16  # up to this many rows, a linear layer multiplies weight @ input.T
+ONEDNN_ROWS = 128  # up to this many, it calls oneDNN; above, torch's own (MKL) kernel
+
+
+def _small_batch_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """`F.linear` with the kernel that is fastest on CPU for the number of rows of `x`.
+
+    A decoding step multiplies each weight by a handful of rows, where MKL's sgemm (what
+    `F.linear` calls on x86 CPUs) is slow: `python -m benchmarks.linear_kernels` times each kernel
+    per layer shape and number of rows (the numbers are in the README). All compute the same sums
+    in another order, so the results agree to float rounding, as between batch sizes.
+    """
+    rows = x.numel() // x.shape[-1]
+    if rows <= SMALL_ROWS:
+        y = torch.mm(self.weight, x.reshape(rows, x.shape[-1]).t()).t()
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*x.shape[:-1], y.shape[-1])
+    if rows <= ONEDNN_ROWS and _HAS_ONEDNN_LINEAR:
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+    return F.linear(x, self.weight, self.bias)
+
+
+_HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def _grouped_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+    """Attention for a decoding step on CPU, each key/value head read once by its group of query heads.
+
+    transformers' sdpa path copies the cache of each key/value head once per query head of its
+    group (`repeat_kv`) whenever a mask is given, which decoding with padding always has, and torch
+    then falls back to its slowest kernel: with the embedded model, 12 rows, 300-token prompts, a
+    step took 251 ms through that path and 175 ms through this one.
+    Longer inputs (prefill) and unmasked causal ones go to the sdpa path unchanged.
+    """
+    b, h, t, d = query.shape
+    if t > SMALL_ROWS or (attention_mask is None and t > 1) or dropout:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, is_causal=is_causal, **kwargs
+        )
+    groups = h // key.shape[1]
+    q = query.reshape(b, key.shape[1], groups * t, d)  # the query heads of a key/value head are consecutive
+    scores = torch.matmul(q, key.transpose(-1, -2)).mul_(d**-0.5 if scaling is None else scaling)
+    if attention_mask is not None:
+        length = attention_mask.shape[-1]
+        mask = attention_mask[:, :, None].expand(b, 1, groups, t, length).reshape(b, 1, groups * t, length)
+        # the lowest finite value, not -inf: a query that attends to nothing (a padding position) gets
+        # uniform weights instead of NaN, which would reach every row through the cache
+        low = torch.finfo(scores.dtype).min
+        scores = scores.masked_fill_(~mask, low) if mask.dtype == torch.bool else scores.add_(mask).clamp_(min=low)
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
+    return torch.matmul(probs, value).reshape(b, h, t, d).transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register("lidr_cpu", _grouped_attention)
+AttentionMaskInterface.register("lidr_cpu", sdpa_mask)
+GROUPED_ATTENTION_MODELS = ("llama", "qwen2")  # plain softmax attention: no soft-capping, sinks or windows
+
+
+@contextlib.contextmanager
+def cpu_kernels(model):
+    """While inside, the float32 CPU linear layers of `model` use `_small_batch_linear`, and its
+    attention `_grouped_attention` (llama and qwen2 models on sdpa); the same sums in another order."""
+    cpu = model.device.type == "cpu"
+    swapped = [
+        m
+        for m in model.modules()
+        if cpu and type(m) is torch.nn.Linear and m.weight.dtype == torch.float32 and "forward" not in m.__dict__
+    ]
+    attention = model.config._attn_implementation
+    grouped = cpu and attention == "sdpa" and model.config.model_type in GROUPED_ATTENTION_MODELS
+    for m in swapped:
+        m.forward = types.MethodType(_small_batch_linear, m)
+    if grouped:
+        model.set_attn_implementation("lidr_cpu")
+    try:
+        yield
+    finally:
+        for m in swapped:
+            del m.forward
+        if grouped:
+            model.set_attn_implementation(attention)
+
+
 def end_of_turn_ids(tokenizer, model) -> list[int]:
     """Token ids that end an assistant turn: eos plus the chat template's end-of-turn tokens."""
     ids = set()
@@ -83,6 +177,9 @@ def end_of_turn_ids(tokenizer, model) -> list[int]:
     return sorted(ids)
 
 
+DRAFT_ROWS = 16  # draft only while rows x (1 + draft tokens) stays within this many tokens per step
+
+
 def greedy_decode(
     model,
     tokenizer,
@@ -90,6 +187,7 @@ def greedy_decode(
     decoding: Decoding,
     eos_ids: list[int],
     max_running: int | None = None,
+    draft: int = 0,
 ) -> list[Completion]:
     """Greedy completions of the token-id prompts in `batch`, in order.
 
@@ -97,51 +195,126 @@ def greedy_decode(
     at once, and waiting prompts take the free places (continuous batching): they are prefilled
     on their own, left-padded to the running batch's cache length, and joined to it. Every row
     keeps its own positions and attention mask, so its output does not depend on its neighbours.
+
+    With `draft` > 0, while few rows run, each row also feeds up to `draft` tokens guessed by
+    prompt lookup (what followed the last earlier occurrence of its last few tokens, in its
+    prompt or its output) and keeps those that greedy decoding picks itself, so one forward pass
+    can yield several tokens; a guess is only ever kept when it is the greedy choice, so the
+    output is the same. Rejected guesses stay in the cache as masked holes, squeezed out when
+    they fill half of it.
     """
     pad = tokenizer.pad_token_id
     max_running = max_running or len(batch)
     if not isinstance(_new_cache(model).layers[0], _RoomyLayer):
-        max_running = len(batch)  # sliding-window or other caches: no joining, one batch of all rows
+        max_running, draft = len(batch), 0  # sliding-window or other caches: one batch of all rows, no guesses
     eos = set(eos_ids)
     stop_tail = max((len(s) for s in decoding.stop), default=0) + 2  # tokens enough to hold any stop string
     out: list[list[int]] = [[] for _ in batch]
     reasons: list[str] = ["length"] * len(batch)
+    lookups = [_Lookup(ids) if draft else None for ids in batch]
+
+    def ended(row: int) -> bool:
+        tokens = out[row]
+        if tokens[-1] in eos:
+            reasons[row] = "stop"
+        elif decoding.stop and any(s in tokenizer.decode(tokens[-stop_tail:]) for s in decoding.stop):
+            reasons[row] = "stop"
+        elif decoding.loop_span and is_loop(tokens, decoding.loop_span):
+            reasons[row] = "loop"
+        else:
+            return len(tokens) >= decoding.max_new_tokens
+        return True
+
+    def choose(run: _Running) -> _Running | None:
+        """Append each row's greedy tokens (its first, then the guesses it confirms); drop rows that end."""
+        penalty = decoding.repetition_penalty
+        accepted, keep, nexts = [0] * len(run.rows), [], [0] * len(run.rows)
+        active = list(range(len(run.rows)))
+        for j in range(run.logits.shape[1]):
+            index = torch.tensor(active, device=run.logits.device)
+            logits = run.logits[index, j].float()
+            if run.seen is not None:
+                seen = run.seen[index]
+                logits = torch.where(seen, torch.where(logits < 0, logits * penalty, logits / penalty), logits)
+            still = []
+            for i, tok in zip(active, logits.argmax(-1).tolist(), strict=True):
+                row = run.rows[i]
+                out[row].append(tok)
+                if run.seen is not None:
+                    run.seen[i, tok] = True
+                if lookups[row] is not None:
+                    lookups[row].append(tok)
+                if ended(row):
+                    continue
+                if j < len(run.drafts[i]) and run.drafts[i][j] == tok:
+                    accepted[i] += 1  # the guess was fed: the next column's logits follow it
+                    still.append(i)
+                else:
+                    nexts[i] = tok
+                    keep.append(i)
+            active = still
+            if not active:
+                break
+        run.settle(accepted)
+        if not keep:
+            return None
+        keep.sort()
+        run.select(keep, torch.tensor([nexts[i] for i in keep]))
+        return run
+
     waiting = list(range(len(batch)))[::-1]  # popped from the end: admitted in the given order
     refill = max(1, max_running // 4)  # join waiting prompts once this many places are free (or none run)
     run: _Running | None = None
     while waiting or run is not None:
+        if run is not None:
+            run = choose(run)
         free = max_running - (len(run.rows) if run else 0)
         if waiting and free >= min(refill, len(waiting)):
             admitted = [waiting.pop() for _ in range(min(free, len(waiting)))]
-            new = _prefill(model, [batch[i] for i in admitted], admitted, pad, decoding.repetition_penalty)
-            run = new if run is None else run.join(new)
-        logits = run.logits.float()
-        if run.seen is not None:
-            penalty = decoding.repetition_penalty
-            logits = torch.where(run.seen, torch.where(logits < 0, logits * penalty, logits / penalty), logits)
-        chosen = logits.argmax(-1)
-        keep = []
-        for i, (row, tok) in enumerate(zip(run.rows, chosen.tolist(), strict=True)):
-            out[row].append(tok)
-            if tok in eos:
-                reasons[row] = "stop"
-            elif decoding.stop and any(s in tokenizer.decode(out[row][-stop_tail:]) for s in decoding.stop):
-                reasons[row] = "stop"
-            elif decoding.loop_span and is_loop(out[row], decoding.loop_span):
-                reasons[row] = "loop"
-            elif len(out[row]) < decoding.max_new_tokens:
-                keep.append(i)
-        if not keep:
-            run = None
+            new = choose(_prefill(model, [batch[i] for i in admitted], admitted, pad, decoding.repetition_penalty))
+            run = new if run is None or new is None else run.join(new)
+        if run is None:
             continue
-        run.select(keep, chosen)
-        run.step(model)
+        width = min(draft, DRAFT_ROWS // len(run.rows) - 1)
+        guesses = [
+            lookups[row].draft(min(width, decoding.max_new_tokens - len(out[row]) - 1)) if width > 0 else []
+            for row in run.rows
+        ]
+        run.step(model, guesses, pad)
     completions = []
     for tokens, reason in zip(out, reasons, strict=True):
         kept = tokens[:-1] if tokens and tokens[-1] in eos else tokens
         text, _ = cut_at_stop(tokenizer.decode(kept, skip_special_tokens=True), decoding.stop)
         completions.append(Completion(text=text, finish_reason=reason, n_tokens=len(tokens)))
     return completions
+
+
+class _Lookup:
+    """Prompt-lookup guesses for one row: the tokens that followed the latest earlier occurrence of
+    its last 3 (else 2, else 1) tokens, in its prompt and output so far."""
+
+    n = 3
+
+    def __init__(self, tokens: list[int]):
+        self.tokens: list[int] = []
+        self.after: dict[tuple[int, ...], int] = {}  # n-gram -> index just after its latest non-final occurrence
+        for tok in tokens:
+            self.append(tok)
+
+    def append(self, tok: int) -> None:
+        end = len(self.tokens)
+        for n in range(1, min(self.n, end) + 1):
+            self.after[tuple(self.tokens[end - n : end])] = end
+        self.tokens.append(tok)
+
+    def draft(self, k: int) -> list[int]:
+        if k <= 0:
+            return []
+        for n in range(min(self.n, len(self.tokens)), 0, -1):
+            start = self.after.get(tuple(self.tokens[-n:]))
+            if start is not None:
+                return self.tokens[start : start + k]
+        return []
 
 
 class _RoomyLayer(DynamicLayer):
@@ -188,19 +361,37 @@ def _new_cache(model) -> DynamicCache:
 
 
 class _Running:
-    """The rows decoding together: their KV cache, attention mask, next positions and last logits."""
+    """The rows decoding together: their KV cache, attention mask, last positions and last logits.
+
+    `logits` holds, per row, one column per token fed in the last forward pass: the row's next
+    token and its `drafts` (guesses), padded to the longest; `positions` the position of each
+    row's last fed token."""
+
+    slack = 32  # cache columns beyond twice the longest row's before masked holes are squeezed out
 
     def __init__(self, rows, cache, attention, positions, logits, seen):
         self.rows, self.cache, self.attention, self.positions = rows, cache, attention, positions
         self.logits, self.seen = logits, seen  # seen: vocabulary entries each row has seen (repetition penalty)
+        self.drafts: list[list[int]] = [[] for _ in rows]
         self.next: torch.Tensor | None = None
+
+    def settle(self, accepted: list[int]) -> None:
+        """Of the tokens fed last, keep each row's next token and its first `accepted` guesses: mask the rest."""
+        fed = self.logits.shape[1]
+        if fed == 1:
+            return
+        accepted_t = torch.tensor(accepted, device=self.positions.device)
+        self.positions = self.positions - (fed - 1 - accepted_t)[:, None]
+        block = torch.arange(fed, device=self.attention.device)[None, :] <= accepted_t[:, None]
+        self.attention[:, -fed:] = block.to(self.attention.dtype)
 
     def select(self, keep: list[int], chosen: torch.Tensor) -> None:
         """Keep rows `keep`, each to be fed its chosen token next; cut cache columns no row attends to."""
+        chosen = chosen.to(self.attention.device)
         if len(keep) < len(self.rows):
             index = torch.tensor(keep, device=chosen.device)
             self.cache.batch_select_indices(index)
-            chosen, self.attention, self.positions = chosen[index], self.attention[index], self.positions[index]
+            self.attention, self.positions = self.attention[index], self.positions[index]
             self.seen = self.seen[index] if self.seen is not None else None
             self.rows = [self.rows[i] for i in keep]
             unused = int(self.attention.any(0).int().argmax())  # leading columns that are padding in every row
@@ -208,19 +399,39 @@ class _Running:
                 self.attention = self.attention[:, unused:]
                 for layer in self.cache.layers:
                     layer.set(layer.keys[:, :, unused:], layer.values[:, :, unused:])
-        if self.seen is not None:
-            self.seen[torch.arange(len(self.rows), device=chosen.device), chosen] = True
+        if isinstance(self.cache.layers[0], _RoomyLayer):
+            self._squeeze()
         self.next = chosen
+        self.logits, self.drafts = None, [[] for _ in self.rows]
 
-    def step(self, model) -> None:
-        self.attention = torch.cat([self.attention, self.attention.new_ones(len(self.rows), 1)], dim=1)
-        self.positions = self.positions + 1
+    def _squeeze(self) -> None:
+        """Move each row's attended columns to the end of the cache once masked holes fill half of it."""
+        width = int(self.attention.sum(1).max())
+        if self.attention.shape[1] < 2 * width + self.slack:
+            return
+        # a stable sort puts each row's masked columns first and its attended ones after, in order
+        index = torch.sort(self.attention.int(), dim=1, stable=True).indices[:, -width:]
+        self.attention = torch.gather(self.attention, 1, index)
+        for layer in self.cache.layers:
+            b, h, _, d = layer.keys.shape
+            gather = index[:, None, :, None].expand(b, h, width, d)
+            layer.set(torch.gather(layer.keys, 2, gather), torch.gather(layer.values, 2, gather))
+
+    def step(self, model, drafts: list[list[int]], pad: int) -> None:
+        """Feed each row its next token and its guesses (padded and masked to the longest)."""
+        fed = 1 + max(len(d) for d in drafts)
+        ids = [[tok] + d + [pad] * (fed - 1 - len(d)) for tok, d in zip(self.next.tolist(), drafts, strict=True)]
+        mask = [[1] * (1 + len(d)) + [0] * (fed - 1 - len(d)) for d in drafts]
+        device = self.attention.device
+        self.attention = torch.cat([self.attention, torch.tensor(mask, dtype=self.attention.dtype, device=device)], 1)
+        positions = self.positions + 1 + torch.arange(fed, device=device)[None, :]
         self.logits = model(
-            input_ids=self.next[:, None],
+            input_ids=torch.tensor(ids, device=device),
             attention_mask=self.attention,
-            position_ids=self.positions,
+            position_ids=positions,
             past_key_values=self.cache,
-        ).logits[:, -1, :]
+        ).logits
+        self.positions, self.drafts = positions[:, -1:], drafts
 
     def join(self, other: _Running) -> _Running:
         """One running batch of both: the shorter cache is left-padded (masked) to the longer one's length."""
@@ -241,9 +452,10 @@ class _Running:
             )
         self.attention = torch.cat([left_pad(self.attention, 1), left_pad(other.attention, 1)])
         self.positions = torch.cat([self.positions, other.positions])
-        self.logits = torch.cat([self.logits, other.logits])
+        self.next = torch.cat([self.next, other.next])
         self.seen = torch.cat([self.seen, other.seen]) if self.seen is not None else None
         self.rows = self.rows + other.rows
+        self.drafts = self.drafts + other.drafts
         return self
 
 
@@ -257,10 +469,10 @@ def _prefill(model, prompts: list[list[int]], rows: list[int], pad: int, penalty
     cache = _new_cache(model)
     logits = model(
         input_ids=input_ids, attention_mask=attention, position_ids=positions, past_key_values=cache, logits_to_keep=1
-    ).logits[:, -1, :]
+    ).logits
     seen = None
     if penalty != 1.0:  # each row's prompt (not its padding) counts as seen
-        seen = torch.zeros(logits.shape, dtype=torch.bool, device=device)
+        seen = torch.zeros((len(prompts), logits.shape[-1]), dtype=torch.bool, device=device)
         seen[attention.nonzero(as_tuple=True)[0], input_ids[attention.bool()]] = True
     return _Running(list(rows), cache, attention, positions[:, -1:], logits, seen)
 
