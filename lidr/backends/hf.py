@@ -6,7 +6,9 @@ ends (end of turn, stop string, a detected loop, the token limit) leaves the bat
 the batch does not run on at full width for its longest member; when more prompts are handed
 over than `batch_size` rows (`chunk_size` > `batch_size`), a waiting prompt takes its place.
 Pad tokens are never penalised or attended to, so a row's output does not depend on its batch
-neighbours' lengths.
+neighbours' lengths. While few rows run, each also checks tokens guessed by prompt lookup
+(`draft_tokens`), keeping those greedy decoding picks. On CPU, `cpu_kernels` swaps in linear and
+attention kernels that are faster for a few rows.
 """
 
 from __future__ import annotations
