@@ -83,6 +83,7 @@ def generate(
             dataclasses.asdict(decoding),
             backend.batch_size,
             backend.chunk_size,
+            # only when guessing: journals written without guesses (vLLM, draft_tokens 0) keep their keys
             *([backend.draft_tokens] if getattr(backend, "draft_tokens", 0) else []),
         ],
         sort_keys=True,
