@@ -2,8 +2,9 @@
 
 A decoding step multiplies every weight by as many rows as there are running sequences (times
 the tokens each feeds). Printed per layer shape and number of rows: milliseconds per call of
-torch's `F.linear` (MKL's sgemm on x86), of `weight @ x.T`, of oneDNN's linear, and of the
-backend's choice (`lidr.backends.hf._small_batch_linear`). Each weight is one of 30 copies
+torch's `F.linear` (MKL's sgemm on x86), of `weight @ x.T`, of oneDNN's linear on the weight
+as it is and on a copy packed once into oneDNN's blocked layout, and of the backend's choice
+(`lidr.backends.hf._packed_linear`, `_output_linear` for the output layer). Each weight is one of 30 copies
 used in turn, as 30 layers are, so that it is read from memory rather than from cache.
 
     python -m benchmarks.linear_kernels
@@ -35,7 +36,14 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    from lidr.backends.hf import _HAS_ONEDNN_LINEAR, _small_batch_linear
+    from lidr.backends.hf import (
+        _HAS_ONEDNN_LINEAR,
+        _HAS_ONEDNN_PACKING,
+        _output_linear,
+        _packed_linear,
+        _packed_weight,
+        _small_batch_linear,
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -43,10 +51,18 @@ def main() -> None:
     kernels = {
         "F.linear": lambda m, x: F.linear(x, m.weight),
         "weight @ x.T": lambda m, x: torch.mm(m.weight, x.t()).t(),
-        "backend": _small_batch_linear,
     }
     if _HAS_ONEDNN_LINEAR:
         kernels["oneDNN"] = lambda m, x: torch.ops.mkldnn._linear_pointwise(x, m.weight, None, "none", [], "")
+    if _HAS_ONEDNN_PACKING:
+        kernels["oneDNN packed"] = lambda m, x: torch.ops.mkldnn._linear_pointwise(
+            x, _packed_weight(m), None, "none", [], ""
+        )
+        kernels["backend"] = lambda m, x: (
+            _output_linear if m.out_features == SHAPES["lm_head"][0] else _packed_linear
+        )(m, x)
+    else:
+        kernels["backend"] = _small_batch_linear
     print(f"{torch.get_num_threads()} torch threads; ms per call, median of {args.repeats} passes\n")
     print("| layer | rows | " + " | ".join(kernels) + " |")
     print("|---|---|" + "---|" * len(kernels))
@@ -62,7 +78,8 @@ def main() -> None:
                 x = torch.randn(rows, inp, generator=generator)
                 cells = []
                 for kernel in kernels.values():
-                    kernel(layers[0], x)  # warm up
+                    for layer in layers:  # warm up (and pack each copy once)
+                        kernel(layer, x)
                     times = []
                     for _ in range(args.repeats):
                         started = time.perf_counter()

@@ -129,7 +129,8 @@ def test_continuous_batching_matches_per_request_greedy_on_the_embedded_model(
     change its text (the tiny random model barely attends). With `draft`, each row also feeds
     tokens guessed from its prompt and output, inside `cpu_kernels` as the backend runs it:
     guesses are kept (fewer forward passes than tokens), rejected ones leave masked holes that are
-    squeezed out, and the text is still plain greedy's."""
+    squeezed out, and the text is still plain greedy's. There, prompts admitted together also run
+    their shared first tokens (the chat template's) once, at any length."""
     import lidr.backends.hf as hf
 
     backend = make_backend(params, str(embedded_model))
@@ -161,6 +162,9 @@ def test_continuous_batching_matches_per_request_greedy_on_the_embedded_model(
             squeezes.append(width - run.attention.shape[1])
 
     monkeypatch.setattr(hf._Running, "_squeeze", squeeze)
+    shared, real_shared = [], hf._shared_prefix
+    monkeypatch.setattr(hf, "SHARED_PREFIX_MIN", 1 if draft else 10**9)
+    monkeypatch.setattr(hf, "_shared_prefix", lambda prompts: shared.append(real_shared(prompts)) or shared[-1])
     decoding = Decoding(max_new_tokens=24, repetition_penalty=1.1)
     with torch.inference_mode(), hf.cpu_kernels(backend.model) if draft else contextlib.nullcontext():
         out = greedy_decode(backend.model, tok, rows, decoding, backend.eos_ids, max_running=2, draft=draft)
@@ -173,9 +177,10 @@ def test_continuous_batching_matches_per_request_greedy_on_the_embedded_model(
     if draft:
         assert sum(steps) + sum(prefills) < tokens  # a row's forward pass gave its own token and kept guesses
         assert squeezes
+        assert max(shared) >= 10  # the first two prompts: the chat template's system prompt at least
     else:
         assert sum(steps) + sum(prefills) == tokens  # one token per row and forward pass
-        assert not squeezes
+        assert not squeezes and not any(shared)
 
 
 def test_grouped_attention_matches_sdpa_and_gives_no_nan_for_a_query_that_sees_nothing():
@@ -197,3 +202,23 @@ def test_grouped_attention_matches_sdpa_and_gives_no_nan_for_a_query_that_sees_n
     assert not ours.isnan().any()
     torch.testing.assert_close(ours[0], theirs[0])
     torch.testing.assert_close(ours[1, 1:], theirs[1, 1:])
+
+
+@pytest.mark.parametrize("rows", [1, 7, 8, 40, 200])
+def test_cpu_linear_kernels_match_f_linear_and_a_packed_weight_follows_changes(rows):
+    import torch.nn.functional as F
+
+    import lidr.backends.hf as hf
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(64, 48)
+    x = torch.randn(rows, 2, 64)[:, :1]  # a (rows, 1, 64) view with gaps, as a decoding step's slices
+    kernels = [hf._small_batch_linear]
+    if hf._HAS_ONEDNN_PACKING:
+        kernels += [hf._packed_linear, hf._output_linear]
+    for kernel in kernels:
+        torch.testing.assert_close(kernel(layer, x), F.linear(x, layer.weight, layer.bias), rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        layer.weight.mul_(-2)  # in place: a packed copy made before must not be used again
+    for kernel in kernels:
+        torch.testing.assert_close(kernel(layer, x), F.linear(x, layer.weight, layer.bias), rtol=1e-4, atol=1e-5)

@@ -7,14 +7,17 @@ the batch does not run on at full width for its longest member; when more prompt
 over than `batch_size` rows (`chunk_size` > `batch_size`), a waiting prompt takes its place.
 Pad tokens are never penalised or attended to, so a row's output does not depend on its batch
 neighbours' lengths. While few rows run, each also checks tokens guessed by prompt lookup
-(`draft_tokens`), keeping those greedy decoding picks. On CPU, `cpu_kernels` swaps in linear and
-attention kernels that are faster for a few rows.
+(`draft_tokens`), keeping those greedy decoding picks. Prompts admitted together run the first
+tokens they share (the chat template's) once. On CPU, `cpu_kernels` swaps in linear and attention
+kernels that are faster for a few rows, with weights packed once for oneDNN.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import types
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -80,8 +83,11 @@ class TransformersBackend:
         return [dict(zip(candidates, row, strict=True)) for row in logp]
 
 
-SMALL_ROWS = 16  # up to this many rows, a linear layer multiplies weight @ input.T
-ONEDNN_ROWS = 128  # up to this many, it calls oneDNN; above, torch's own (MKL) kernel
+SMALL_ROWS = 16  # unpacked: up to this many rows, a linear layer multiplies weight @ input.T
+PACKED_SMALL_ROWS = 7  # packed: up to this many rows, still weight @ input.T (but the output layer)
+ONEDNN_ROWS = 128  # up to this many, oneDNN (on the packed weight where there is one); above, torch's own
+PACKED_ROWS_HINT = 16  # the number of rows oneDNN lays packed weights out for
+PACK_LIMIT_BYTES = 1 << 30  # pack a model's linear weights only while their copies take no more memory
 
 
 def _small_batch_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
@@ -94,16 +100,54 @@ def _small_batch_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """
     rows = x.numel() // x.shape[-1]
     if rows <= SMALL_ROWS:
-        y = torch.mm(self.weight, x.reshape(rows, x.shape[-1]).t()).t()
-        if self.bias is not None:
-            y = y + self.bias
-        return y.reshape(*x.shape[:-1], y.shape[-1])
+        return _weight_times_rows(self, x, rows)
     if rows <= ONEDNN_ROWS and _HAS_ONEDNN_LINEAR:
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
     return F.linear(x, self.weight, self.bias)
 
 
+def _packed_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """`_small_batch_linear` for a layer with a packed copy of its weight (see `cpu_kernels`).
+
+    oneDNN on a weight reordered once into its blocked layout beats the other kernels from 8 rows
+    on, and at any number of rows for the output layer, which `cpu_kernels` binds to `_output_linear`:
+    whole decoding steps of the embedded model took 112 instead of 137-155 ms at 10-14 rows
+    (`benchmarks.linear_kernels` has the per-layer numbers).
+    """
+    rows = x.numel() // x.shape[-1]
+    if rows <= PACKED_SMALL_ROWS:
+        return _weight_times_rows(self, x, rows)
+    return _output_linear(self, x)
+
+
+def _output_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """oneDNN on the packed copy of the weight up to ONEDNN_ROWS rows; torch's own kernel above."""
+    if x.numel() // x.shape[-1] > ONEDNN_ROWS:
+        return F.linear(x, self.weight, self.bias)
+    return torch.ops.mkldnn._linear_pointwise(x, _packed_weight(self), self.bias, "none", [], "")
+
+
+def _weight_times_rows(self: torch.nn.Linear, x: torch.Tensor, rows: int) -> torch.Tensor:
+    y = torch.mm(self.weight, x.reshape(rows, x.shape[-1]).t()).t()
+    if self.bias is not None:
+        y = y + self.bias
+    return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
 _HAS_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+_HAS_ONEDNN_PACKING = _HAS_ONEDNN_LINEAR and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+_packed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # layer -> (its weight's identity, packed copy)
+
+
+def _packed_weight(layer: torch.nn.Linear) -> torch.Tensor:
+    """The layer's weight in oneDNN's blocked layout: made at first use, remade if the weight changes."""
+    weight = layer.weight
+    identity = (weight.data_ptr(), -1 if weight.is_inference() else weight._version, tuple(weight.shape))
+    held = _packed.get(layer)
+    if held is None or held[0] != identity:
+        held = (identity, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), PACKED_ROWS_HINT))
+        _packed[layer] = held
+    return held[1]
 
 
 def _grouped_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
@@ -141,8 +185,13 @@ GROUPED_ATTENTION_MODELS = ("llama", "qwen2")  # plain softmax attention: no sof
 
 @contextlib.contextmanager
 def cpu_kernels(model):
-    """While inside, the float32 CPU linear layers of `model` use `_small_batch_linear`, and its
-    attention `_grouped_attention` (llama and qwen2 models on sdpa); the same sums in another order."""
+    """While inside, the float32 CPU linear layers of `model` use the kernels above, and its attention
+    `_grouped_attention` (llama and qwen2 models on sdpa); the same sums in another order.
+
+    Where oneDNN can pack weights and the model's linear weights take at most PACK_LIMIT_BYTES,
+    each layer gets a packed copy at its first use (kept while the model lives and the weight is
+    unchanged, so later calls reuse it): the embedded model's 540 MB once more.
+    """
     cpu = model.device.type == "cpu"
     swapped = [
         m
@@ -151,8 +200,12 @@ def cpu_kernels(model):
     ]
     attention = model.config._attn_implementation
     grouped = cpu and attention == "sdpa" and model.config.model_type in GROUPED_ATTENTION_MODELS
+    size = sum(m.weight.numel() * m.weight.element_size() for m in {id(m.weight): m for m in swapped}.values())
+    pack = _HAS_ONEDNN_PACKING and size <= PACK_LIMIT_BYTES
+    output = model.get_output_embeddings()
     for m in swapped:
-        m.forward = types.MethodType(_small_batch_linear, m)
+        kernel = (_output_linear if m is output else _packed_linear) if pack else _small_batch_linear
+        m.forward = types.MethodType(kernel, m)
     if grouped:
         model.set_attn_implementation("lidr_cpu")
     try:
@@ -461,21 +514,49 @@ class _Running:
         return self
 
 
+SHARED_PREFIX_MIN = 128  # prompt tokens a shared prefix must save (its length x other rows) to be run once
+
+
+def _shared_prefix(prompts: list[list[int]]) -> int:
+    """How many first tokens the prompts share and run once: 0 unless that saves SHARED_PREFIX_MIN
+    tokens; never a whole prompt, whose last token must run to give the row's first logits."""
+    shared = min(len(os.path.commonprefix(prompts)), min(len(ids) for ids in prompts) - 1)
+    return shared if shared * (len(prompts) - 1) >= SHARED_PREFIX_MIN else 0
+
+
 def _prefill(model, prompts: list[list[int]], rows: list[int], pad: int, penalty: float) -> _Running:
-    """Run the prompts (left-padded) through the model: a running batch whose next tokens are to be chosen."""
-    device = model.device
-    width = max(len(ids) for ids in prompts)
-    input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompts], device=device)
-    attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts], device=device)
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    cache = _new_cache(model)
+    """Run the prompts through the model: a running batch whose next tokens are to be chosen.
+
+    Prompts built from one template share their first tokens (chat template, system prompt,
+    instruction). When that prefix is long enough, it runs once, at one row, and its cache is
+    copied to every row; then only the rest of each prompt runs, left-padded after the prefix
+    (cache columns: prefix, padding, the prompt's own tokens), each row at its own positions.
+    """
+    device, cache = model.device, _new_cache(model)
+    shared = _shared_prefix(prompts) if isinstance(cache.layers[0], _RoomyLayer) else 0
+    if shared:
+        model(
+            input_ids=torch.tensor([prompts[0][:shared]], device=device),
+            position_ids=torch.arange(shared, device=device)[None],
+            past_key_values=cache,
+            logits_to_keep=1,
+        )
+        for layer in cache.layers:
+            b, h, length, d = layer.keys.shape
+            layer.set(layer.keys.expand(len(prompts), h, length, d), layer.values.expand(len(prompts), h, length, d))
+    rest = [ids[shared:] for ids in prompts]
+    width = max(len(ids) for ids in rest)
+    input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in rest], device=device)
+    attention = torch.tensor([[1] * shared + [0] * (width - len(ids)) + [1] * len(ids) for ids in rest], device=device)
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, shared:]  # padding must not shift positions
     logits = model(
         input_ids=input_ids, attention_mask=attention, position_ids=positions, past_key_values=cache, logits_to_keep=1
     ).logits
     seen = None
     if penalty != 1.0:  # each row's prompt (not its padding) counts as seen
         seen = torch.zeros((len(prompts), logits.shape[-1]), dtype=torch.bool, device=device)
-        seen[attention.nonzero(as_tuple=True)[0], input_ids[attention.bool()]] = True
+        for i, ids in enumerate(prompts):
+            seen[i, torch.tensor(ids, device=device)] = True
     return _Running(list(rows), cache, attention, positions[:, -1:], logits, seen)
 
 
