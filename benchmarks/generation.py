@@ -13,6 +13,8 @@ languages (greedy, repetition penalty). Each is decoded as the pipeline decodes 
 - `loop`: the project's greedy loop on length-sorted batches where a finished row leaves the
   batch (`chunk_size` = `batch_size`), with torch's own kernels and no guessed tokens: the
   second backend;
+- `previous`: the backend as it was before weights were packed for oneDNN and shared prompt
+  prefixes were prefilled once (CPU kernels on unpacked weights, guesses): the third backend;
 - `backend`: the project's backend and driver as params.yaml configures them (`lidr.generate.generate`):
   `batch_size` rows at a time (with `chunk_size` above `batch_size`, a waiting prompt joins as a
   row ends), its CPU kernels, and `draft_tokens` prompt-lookup guesses while few rows run.
@@ -45,7 +47,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-MODES = ("naive", "generate", "sorted-generate", "continuous", "loop", "backend")
+MODES = ("naive", "generate", "sorted-generate", "continuous", "loop", "previous", "backend")
+PROJECT_LOOP = ("loop", "previous", "backend")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -153,15 +156,19 @@ def run_mode(mode: str, params, model_dir: str, n: int, seed: int) -> dict:
     backend = make_backend(params, model_dir)
     prefills: list[tuple[int, int]] = []  # (rows, width) of each prefill of the project's loop
     fed: list[int] = []  # token slots of each decoding step of the project's loop
-    if mode in ("loop", "backend"):
+    if mode in PROJECT_LOOP:
         import lidr.backends.hf as hf
 
-        if mode == "loop":  # the previous backend: torch's own kernels, no guessed tokens
+        if mode == "loop":  # the second backend: torch's own kernels, no guessed tokens
             hf.cpu_kernels = lambda model: contextlib.nullcontext()
-        real = hf._prefill
+        if mode in ("loop", "previous"):  # no packed weights, no shared prefixes
+            hf._HAS_ONEDNN_PACKING, hf.SHARED_PREFIX_MIN = False, float("inf")
+        real, real_shared = hf._prefill, hf._shared_prefix
 
         def counting(model, prompts, *args):
-            prefills.append((len(prompts), max(len(p) for p in prompts)))
+            shared = real_shared(prompts)  # what _prefill runs once
+            width = max(len(p) for p in prompts) - shared
+            prefills.append((shared + len(prompts) * width, shared + sum(len(p) - shared for p in prompts)))
             return real(model, prompts, *args)
 
         hf._prefill = counting
@@ -177,14 +184,15 @@ def run_mode(mode: str, params, model_dir: str, n: int, seed: int) -> dict:
     for _, decoding, requests in workload(params, n, seed):
         prompts = [backend.render(r) for r in requests]
         rows = [backend.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        if mode in ("loop", "backend"):
+        if mode in PROJECT_LOOP:
             outs = generate(backend, requests, decoding, model_dir=model_dir, journal=False, desc=mode)
             texts += [c.text for c in outs]
             tokens += sum(c.n_tokens for c in outs)
             # A finished row leaves the batch: a row's first token comes from its prefill, the others
-            # from decoding steps, whose slots are the rows' fed tokens (rejected guesses are waste).
-            slots += sum(fed) + len(outs) + sum(r * w for r, w in prefills)
-            useful += sum(c.n_tokens for c in outs) + sum(len(r) for r in rows)
+            # from decoding steps, whose slots are the rows' fed tokens (rejected guesses are waste);
+            # a prefill's slots are its shared prefix once and each row's rest, left-padded.
+            slots += sum(fed) + len(outs) + sum(s for s, _ in prefills)
+            useful += sum(c.n_tokens for c in outs) + sum(u for _, u in prefills)
             prefills.clear()
             fed.clear()
             continue
