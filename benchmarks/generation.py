@@ -28,6 +28,7 @@ a prefix of it). "x naive" compares tokens/s.
 
     python -m benchmarks.generation                 # 16 requests of each kind, every mode
     python -m benchmarks.generation --n 4 --modes generate backend   # reduced workload
+    python -m benchmarks.generation --modes generate backend --repeats 3   # modes in turn, median run
 """
 
 from __future__ import annotations
@@ -266,8 +267,17 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--batch-size", type=int, help="overrides generation.batch_size for every batched mode")
     ap.add_argument("--threads", type=int, help="overrides generation.threads")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run the modes this many times in turn and show each mode's run of median wall time "
+        "(this machine's speed drifts by a fifth within minutes)",
+    )
     ap.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)  # internal: run one mode, print JSON
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
 
     import dataclasses
 
@@ -287,8 +297,8 @@ def main() -> None:
 
             model_dir = str(Path(tmp) / "model")
             materialise_base_model(params, Path(model_dir))
-        results = []
-        for mode in args.modes:
+        runs: dict[str, list[dict]] = {mode: [] for mode in args.modes}
+        for mode in [m for _ in range(args.repeats) for m in args.modes]:
             cmd = [
                 sys.executable,
                 "-m",
@@ -306,12 +316,15 @@ def main() -> None:
             ]
             cmd += ["--batch-size", str(g.batch_size)] + (["--threads", str(g.threads)] if g.threads else [])
             done = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(f"{mode}: {results[-1]['seconds']:.1f} s", file=sys.stderr, flush=True)
+            runs[mode].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"{mode}: {runs[mode][-1]['seconds']:.1f} s", file=sys.stderr, flush=True)
+        results = [sorted(r, key=lambda x: x["seconds"])[(len(r) - 1) // 2] for r in runs.values()]
     print(
         f"workload: {3 * args.n} requests ({args.n} translations, {args.n} answers, {args.n} MGSM answers), "
         f"batch size {g.batch_size}, threads {g.threads or 'torch default'} of {os.cpu_count()} CPUs, "
-        f"loop_span {g.loop_span}\n"
+        f"loop_span {g.loop_span}"
+        + (f"; each mode's run of median wall time of {args.repeats}, modes in turn" if args.repeats > 1 else "")
+        + "\n"
     )
     print(table(results))
 
