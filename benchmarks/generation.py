@@ -155,7 +155,7 @@ def run_mode(mode: str, params, model_dir: str, n: int, seed: int) -> dict:
         g = dataclasses.replace(params.generation, chunk_size=params.generation.batch_size, draft_tokens=0)
         params = dataclasses.replace(params, generation=g)
     backend = make_backend(params, model_dir)
-    prefills: list[tuple[int, int]] = []  # (rows, width) of each prefill of the project's loop
+    prefills: list[tuple[int, int]] = []  # (token slots, prompt tokens) of each prefill of the project's loop
     fed: list[int] = []  # token slots of each decoding step of the project's loop
     if mode in PROJECT_LOOP:
         import lidr.backends.hf as hf

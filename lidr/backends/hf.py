@@ -91,7 +91,8 @@ PACK_LIMIT_BYTES = 1 << 30  # pack a model's linear weights only while their cop
 
 
 def _small_batch_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """`F.linear` with the kernel that is fastest on CPU for the number of rows of `x`.
+    """`F.linear` with the kernel that is fastest on CPU for the number of rows of `x`, where the
+    weights are not packed (see `cpu_kernels`).
 
     A decoding step multiplies each weight by a handful of rows, where MKL's sgemm (what
     `F.linear` calls on x86 CPUs) is slow: `python -m benchmarks.linear_kernels` times each kernel
