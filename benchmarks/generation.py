@@ -7,6 +7,8 @@ languages (greedy, repetition penalty). Each is decoded as the pipeline decodes 
 - `naive`: one request at a time, `model.generate` (batch 1);
 - `generate`: plain batched `model.generate`, batches in workload order, left padding;
 - `sorted-generate`: batched `model.generate` on length-sorted batches (the first backend);
+- `static-compile`: plain batched `model.generate` with a static KV cache and its decoding step
+  compiled by `torch.compile` (compile time included; not run unless named in `--modes`);
 - `continuous`: transformers' own continuous batching, `model.generate_batch` (paged attention;
   it has no stop strings, so a translation runs on after `</translated>` and only its tokens up
   to the stop string are counted);
@@ -24,9 +26,9 @@ prints one table row: generated tokens, tokens/s, requests/s, padding waste (pro
 decode steps spent on rows that had already finished, as a share of all token slots), wall time,
 CPU time (less sensitive than wall time to other work on a shared machine), peak memory (RSS),
 and how many outputs equal the naive loop's greedy text (a loop-ended output counts when it is
-a prefix of it). "x naive" compares tokens/s.
+a prefix of it). "x naive" and "x generate" compare tokens/s.
 
-    python -m benchmarks.generation                 # 16 requests of each kind, every mode
+    python -m benchmarks.generation                 # 16 requests of each kind, every mode but static-compile
     python -m benchmarks.generation --n 4 --modes generate backend   # reduced workload
     python -m benchmarks.generation --modes generate backend --repeats 3   # modes in turn, median run
 """
@@ -48,7 +50,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-MODES = ("naive", "generate", "sorted-generate", "continuous", "loop", "previous", "backend")
+MODES = ("naive", "generate", "sorted-generate", "static-compile", "continuous", "loop", "previous", "backend")
+DEFAULT_MODES = tuple(m for m in MODES if m != "static-compile")  # compiling takes minutes: asked for by name
 PROJECT_LOOP = ("loop", "previous", "backend")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,8 +87,12 @@ def workload(params, n: int, seed: int):
     ]
 
 
-def _hf_generate(backend, rows: list[list[int]], decoding) -> tuple[list[tuple[str, int]], int]:
-    """model.generate on one left-padded batch: [(text, generated tokens)] and the token slots it used."""
+def _hf_generate(backend, rows: list[list[int]], decoding, compiled: bool = False) -> tuple[list, int]:
+    """model.generate on one left-padded batch: [(text, generated tokens)] and the token slots it used.
+
+    `compiled`: with a static KV cache and the decoding step compiled by `torch.compile` (inductor;
+    transformers compiles it only on accelerators unless told to on every device), compiled again
+    for each new shape (batch and cache length), the compile time included."""
     import torch
 
     tok, pad = backend.tokenizer, backend.tokenizer.pad_token_id
@@ -93,6 +100,12 @@ def _hf_generate(backend, rows: list[list[int]], decoding) -> tuple[list[tuple[s
     ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
     extra = {"stop_strings": list(decoding.stop), "tokenizer": tok} if decoding.stop else {}
+    if compiled:
+        from transformers import CompileConfig
+
+        config = CompileConfig(mode="default")  # "reduce-overhead" means CUDA graphs
+        config._compile_all_devices = True
+        extra.update(cache_implementation="static", compile_config=config)
     with torch.inference_mode():
         out = backend.model.generate(
             input_ids=ids,
@@ -211,7 +224,7 @@ def run_mode(mode: str, params, model_dir: str, n: int, seed: int) -> dict:
         results = {}
         for start in range(0, len(order), size):
             chunk = order[start : start + size]
-            outs, used = _hf_generate(backend, [rows[i] for i in chunk], decoding)
+            outs, used = _hf_generate(backend, [rows[i] for i in chunk], decoding, compiled=mode == "static-compile")
             results.update(zip(chunk, outs, strict=True))
             slots += used
             useful += sum(len(rows[i]) + o[1] for i, o in zip(chunk, outs, strict=True))
@@ -238,14 +251,16 @@ def _cpu_seconds() -> float:
 def table(results: list[dict]) -> str:
     reference = next((r["texts"] for r in results if r["mode"] == "naive"), None)
     naive = next((r for r in results if r["mode"] == "naive"), None)
+    batched = next((r for r in results if r["mode"] == "generate"), None)
     lines = [
         "| mode | requests | generated tokens | tokens/s | requests/s | padding waste | wall s | CPU s |"
-        " tokens/CPU-s | peak MB | x naive | same text as naive |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " tokens/CPU-s | peak MB | x naive | x generate | same text as naive |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         tps = r["tokens"] / r["seconds"]
         speedup = f"{tps / (naive['tokens'] / naive['seconds']):.1f}" if naive else "-"
+        versus = f"{tps / (batched['tokens'] / batched['seconds']):.2f}" if batched else "-"
         same = "-"
         if reference:
             hits = sum(a == b or (a and b.startswith(a)) for a, b in zip(r["texts"], reference, strict=True))
@@ -253,7 +268,7 @@ def table(results: list[dict]) -> str:
         lines.append(
             f"| {r['mode']} | {r['requests']} | {r['tokens']} | {tps:.1f} | {r['requests'] / r['seconds']:.2f} |"
             f" {100 * r['padding_waste']:.0f}% | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} |"
-            f" {r['tokens'] / r['cpu_seconds']:.1f} | {r['peak_mb']:.0f} | {speedup} | {same} |"
+            f" {r['tokens'] / r['cpu_seconds']:.1f} | {r['peak_mb']:.0f} | {speedup} | {versus} | {same} |"
         )
     return "\n".join(lines)
 
@@ -264,7 +279,9 @@ def main() -> None:
     ap.add_argument("--model", help="a model folder (default: materialise params' base model in a temp folder)")
     ap.add_argument("--n", type=int, default=16, help="requests of each kind (default 16)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    ap.add_argument(
+        "--modes", nargs="+", choices=MODES, default=list(DEFAULT_MODES), help="default: all but static-compile"
+    )
     ap.add_argument("--batch-size", type=int, help="overrides generation.batch_size for every batched mode")
     ap.add_argument("--threads", type=int, help="overrides generation.threads")
     ap.add_argument(
