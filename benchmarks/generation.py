@@ -91,8 +91,8 @@ def _hf_generate(backend, rows: list[list[int]], decoding, compiled: bool = Fals
     """model.generate on one left-padded batch: [(text, generated tokens)] and the token slots it used.
 
     `compiled`: with a static KV cache and the decoding step compiled by `torch.compile` (inductor;
-    transformers compiles it only on accelerators unless told to on every device), compiled again
-    for each new shape (batch and cache length), the compile time included."""
+    transformers compiles it only on accelerators unless told to on every device); torch compiles
+    again when a later call's shapes (batch, cache length) differ, and the time it takes counts."""
     import torch
 
     tok, pad = backend.tokenizer, backend.tokenizer.pad_token_id
