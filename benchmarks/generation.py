@@ -249,8 +249,8 @@ def _cpu_seconds() -> float:
 
 
 def table(results: list[dict]) -> str:
-    reference = next((r["texts"] for r in results if r["mode"] == "naive"), None)
     naive = next((r for r in results if r["mode"] == "naive"), None)
+    reference = naive["texts"] if naive else None
     batched = next((r for r in results if r["mode"] == "generate"), None)
     lines = [
         "| mode | requests | generated tokens | tokens/s | requests/s | padding waste | wall s | CPU s |"
