@@ -80,8 +80,11 @@ def workload(params, n: int, seed: int):
         seed=params.seed,
         loop_span=g.loop_span,
     )
+    translate = translation_decoding(
+        g.translation_max_new_tokens, params.seed, g.loop_span, g.translation_repetition_penalty
+    )
     return [
-        ("translate", translation_decoding(g.translation_max_new_tokens, params.seed, g.loop_span), translations),
+        ("translate", translate, translations),
         ("answer", answer, answers),
         ("math", answer, math),
     ]

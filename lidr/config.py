@@ -64,6 +64,14 @@ class PromptParams:
 
 
 @dataclass(frozen=True)
+class HeldoutParams:
+    """A fixed block of prompts that no iteration trains on: m0's LIDR pairs on it measure each model."""
+
+    sources: tuple[PromptSource, ...] = ()  # all of each source's first n prompts (seeded order); none: no block
+    parallel: str | None = None  # JSONL of {"id", "lang", "text"}: the block's prompts already translated
+
+
+@dataclass(frozen=True)
 class GenerationParams:
     backend: Literal["transformers", "vllm"] = "transformers"
     batch_size: int = 64  # rows decoded together (transformers); more in a chunk wait for a free place
@@ -71,6 +79,8 @@ class GenerationParams:
     max_new_tokens: int = 160
     translation_max_new_tokens: int = 200
     repetition_penalty: float = 1.1
+    # self-translation; 1.0 (none) is the authors' setting for an 8B model
+    translation_repetition_penalty: float = 1.0
     threads: int = 0  # torch threads on CPU; 0 keeps torch's default
     gpu_memory_utilization: float = 0.85  # vLLM only
     tensor_parallel_size: int = 1  # vLLM only
@@ -204,6 +214,7 @@ class AlpacaParams:
     path: str = "data/builtin/xalpaca/{lang}.json"
     languages: tuple[str, ...] = ("en", "es", "de", "fr", "ru")
     limit: int = 0  # instructions per language; 0 = all
+    max_new_tokens: int = 0  # answer length; 0 = eval.max_new_tokens (language fidelity needs only a few lines)
     # alpaca_eval layout ({"instruction", "output", "generator", "dataset"}), "{lang}" optional; or "previous":
     # the answers of the model each iteration starts from
     reference: str = "data/builtin/xalpaca/reference_{lang}.json"
@@ -215,6 +226,7 @@ class JudgeParams:
     # returns log-probabilities, from LIDR_JUDGE_BASE_URL, LIDR_JUDGE_API_KEY and LIDR_JUDGE_MODEL
     kind: Literal["local", "openai"] = "local"
     batch_size: int = 4  # local judge: prompts per forward pass
+    limit: int = 0  # instructions judged per language (the first ones); 0 = all
 
 
 @dataclass(frozen=True)
@@ -234,6 +246,7 @@ class Params:
     languages: LanguageParams
     iterations: dict[str, Iteration]
     prompts: PromptParams
+    heldout: HeldoutParams = field(default_factory=HeldoutParams)
     generation: GenerationParams = field(default_factory=GenerationParams)
     filter: FilterParams = field(default_factory=FilterParams)
     train: TrainParams = field(default_factory=TrainParams)
@@ -368,6 +381,8 @@ def _check_ranges(p: Params) -> None:
         "generation.draft_tokens": p.generation.draft_tokens,
         "eval.mgsm.limit": p.eval.mgsm.limit,
         "eval.alpaca.limit": p.eval.alpaca.limit,
+        "eval.alpaca.max_new_tokens": p.eval.alpaca.max_new_tokens,
+        "eval.judge.limit": p.eval.judge.limit,
         "train.warmup_steps": p.train.warmup_steps,
         "seed": p.seed,
     }.items():
@@ -377,6 +392,11 @@ def _check_ranges(p: Params) -> None:
         raise ParamsError(f"generation.loop_span: expected 0 (off) or a value >= 6, got {p.generation.loop_span}")
     if not 1.0 <= p.generation.repetition_penalty <= 2.0:
         raise ParamsError(f"generation.repetition_penalty: expected 1.0 to 2.0, got {p.generation.repetition_penalty}")
+    if not 1.0 <= p.generation.translation_repetition_penalty <= 2.0:
+        raise ParamsError(
+            "generation.translation_repetition_penalty: expected 1.0 to 2.0, got "
+            f"{p.generation.translation_repetition_penalty}"
+        )
     if not 0.0 < p.generation.gpu_memory_utilization <= 1.0:
         raise ParamsError("generation.gpu_memory_utilization: expected a value in (0, 1]")
     if not 0.0 <= p.train.lora.lora_dropout < 1.0:
@@ -386,6 +406,9 @@ def _check_ranges(p: Params) -> None:
             raise ParamsError(f"prompts.sources[{i}].n: expected a value > 0, got {src.n}")
     if not p.prompts.sources:
         raise ParamsError("prompts.sources: expected at least one prompt source")
+    for i, src in enumerate(p.heldout.sources):
+        if src.n <= 0:
+            raise ParamsError(f"heldout.sources[{i}].n: expected a value > 0, got {src.n}")
     _check_alpaca(p.eval.alpaca)
 
 

@@ -84,6 +84,30 @@ def sample_prompts(sources: tuple[PromptSource, ...], round_: int, seed: int) ->
     return out
 
 
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def heldout_prompts(heldout: tuple[PromptSource, ...], training: tuple[PromptSource, ...], seed: int) -> list[dict]:
+    """The held-out block: block 0 of each held-out source, sharing no id or text with any training source."""
+    if not heldout:
+        raise DataError("heldout.sources: no held-out source; list at least one (see params.yaml)")
+    block = sample_prompts(heldout, 0, seed)
+    trained: dict[str, str] = {}
+    for src in training:
+        for rec in load_source(src):
+            trained[rec["id"]] = src.path
+            trained[_norm(rec["text"])] = src.path
+    for rec in block:
+        for key in (rec["id"], _norm(rec["text"])):
+            if key in trained:
+                raise DataError(
+                    f"{rec['source']}: held-out prompt {rec['id']!r} is also in the training source "
+                    f"{trained[key]} (same id or text); the held-out block must be disjoint from every round"
+                )
+    return block
+
+
 def load_parallel(path: str) -> dict[tuple[str, str], str]:
     """Given translations: (id, lang) -> text."""
     table = {}

@@ -79,6 +79,12 @@ def gate_metrics(kept: list[dict], rejected: list[dict], langs: tuple[str, ...])
             side: {rule: by_side[(side, rule)] for rule in RULE_NAMES} for side in ("chosen", "rejected", "pair")
         },
         "total": {"kept": len(kept), "rejected": len(rejected)},
+        # per pair type, per language the pair was built for: x-prompt pairs carry the method's signal
+        "kept_by_type": {
+            t: {x: sum(1 for p in kept if p["pair_type"] == t and p["source_lang"] == x) for x in sources}
+            for t in sorted({p["pair_type"] for p in [*kept, *rejected]})
+            for sources in [sorted({p["source_lang"] for p in [*kept, *rejected]})]
+        },
     }
 
 

@@ -5,18 +5,28 @@ The question goes in the reference's math wrapper; greedy decoding, repetition p
 Accuracy: the last number of the answer equals the gold answer. Off-target: py3langid, restricted to
 the configured languages, says the answer is not in the question's language.
 
+Language fidelity: the share of instruction answers written in the instruction's language (py3langid,
+same restriction; an empty answer is not). Each share has its n and 95% Wilson interval; with
+`--base-answers`/`--base-alpaca` (m0's files) every per-item outcome is also compared with m0's on the
+same items: the paired difference, its 95% interval and the exact McNemar p-value (lidr.stats).
+
 Output record: {"id", "lang", "question", "gold", "response", "predicted", "correct", "detected_lang",
                 "on_target", "finish_reason", "n_tokens"}
-Metrics: {"mgsm": {lang: {"accuracy", "off_target_rate", "n"}}, "mgsm_avg": {"accuracy", "off_target_rate"}}
+Metrics: {"mgsm": {lang: {"accuracy", "accuracy_ci95", "off_target_rate", "n"}},
+          "mgsm_avg": {"accuracy", "off_target_rate"},
+          "fidelity": {lang|"all": {"k", "n", "share", "ci95"}},
+          "vs_m0": {"mgsm"|"fidelity": {lang|"all": {"n", "base", "new", "gained", "lost", "diff", "ci95",
+                                                      "p_mcnemar"}}}}   (vs_m0 with the base files only)
 Instruction answers (greedy, repetition penalty from params; alpaca_eval's "output"/"generator" fields, so the
 file can serve as reference outputs): {"id", "lang", "dataset", "instruction", "output", "generator",
-"finish_reason", "n_tokens"}. Each part's cost goes to its own file.
+"finish_reason", "n_tokens", "detected_lang", "on_target"}. Each part's cost goes to its own file.
 
     python -m stages.eval --model models/m1 --answers data/m1/eval_answers.jsonl \
         --metrics metrics/eval/m1.json --cost metrics/cost/m1/eval.json --meta data/m1/eval_answers.meta.json \
         --alpaca-answers data/m1/alpaca_answers.jsonl --alpaca-cost metrics/cost/m1/eval_alpaca.json
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -24,10 +34,12 @@ import polars as pl
 from lidr import stage
 from lidr.backends import Decoding, Request, make_backend
 from lidr.data import load_alpaca, load_mgsm
+from lidr.errors import JoinError
 from lidr.evaluate import detect_language, extract_last_number, is_correct
 from lidr.generate import generate
-from lidr.io import write_json, write_jsonl
+from lidr.io import read_jsonl, write_json, write_jsonl
 from lidr.prompts import task_messages
+from lidr.stats import paired_shares, share, wilson
 
 
 def score(rows: list[dict], completions, languages: tuple[str, ...]) -> list[dict]:
@@ -63,6 +75,7 @@ def summarise(records: list[dict]) -> dict:
     mgsm = {
         r["lang"]: {
             "accuracy": round(r["accuracy"], 4),
+            "accuracy_ci95": [round(v, 4) for v in wilson(round(r["accuracy"] * r["n"]), r["n"])],
             "off_target_rate": round(r["off_target_rate"], 4),
             "n": r["n"],
         }
@@ -77,17 +90,46 @@ def summarise(records: list[dict]) -> dict:
     }
 
 
-def answer_records(rows: list[dict], completions, generator: str) -> list[dict]:
-    return [
-        {
-            **row,
-            "output": c.text.strip(),
-            "generator": generator,
-            "finish_reason": c.finish_reason,
-            "n_tokens": c.n_tokens,
-        }
-        for row, c in zip(rows, completions, strict=True)
-    ]
+def answer_records(rows: list[dict], completions, generator: str, languages: tuple[str, ...]) -> list[dict]:
+    out = []
+    for row, c in zip(rows, completions, strict=True):
+        text = c.text.strip()
+        detected = detect_language(text, languages)[0] if text else None
+        out.append(
+            {
+                **row,
+                "output": text,
+                "generator": generator,
+                "finish_reason": c.finish_reason,
+                "n_tokens": c.n_tokens,
+                "detected_lang": detected,
+                "on_target": detected == row["lang"],
+            }
+        )
+    return out
+
+
+def fidelity(records: list[dict]) -> dict:
+    """Share of answers in the asked language, per language and over all, with n and 95% interval."""
+    out = {}
+    for lang in dict.fromkeys(r["lang"] for r in records):
+        rs = [r for r in records if r["lang"] == lang]
+        out[lang] = share(sum(r["on_target"] for r in rs), len(rs))
+    out["all"] = share(sum(r["on_target"] for r in records), len(records))
+    return out
+
+
+def paired(base: list[dict], new: list[dict], field: str, path: str) -> dict:
+    """Per language and over all: `field` (yes/no per item) of the new model against the base model's."""
+    theirs = {(r["lang"], r["id"]): bool(r[field]) for r in base}
+    missing = [(r["lang"], r["id"]) for r in new if (r["lang"], r["id"]) not in theirs]
+    if missing:
+        raise JoinError(f"{path}: no base-model outcome for {missing[0][0]} item {missing[0][1]!r}")
+    out = {}
+    for lang in [*dict.fromkeys(r["lang"] for r in new), "all"]:
+        rs = [r for r in new if lang in ("all", r["lang"])]
+        out[lang] = paired_shares([theirs[(r["lang"], r["id"])] for r in rs], [bool(r[field]) for r in rs])
+    return out
 
 
 def main(args) -> None:
@@ -107,23 +149,55 @@ def main(args) -> None:
     languages = tuple(dict.fromkeys((*params.languages.all, *m.languages)))
     records = score(rows, completions, languages)
     metrics = summarise(records)
-    write_jsonl(args.answers, records)
-    write_json(args.metrics, metrics)
-    write_json(args.cost, cost.as_metrics())
-    stage.write_meta(args.meta, backend.name, args.model, decoding=decoding.__dict__, mgsm=m.path)
-    print(pl.DataFrame([{"lang": k, **v} for k, v in metrics["mgsm"].items()]))
+    mgsm_cost = cost.as_metrics()
 
     a = params.eval.alpaca
     cost = stage.Cost()
     rows = [r for lang in a.languages for r in load_alpaca(a.path, lang, a.limit)]
     requests = [Request.chat(task_messages(r["instruction"], "general", r["lang"])) for r in rows]
-    completions = generate(backend, requests, decoding, model_dir=args.model, desc="answer instructions", cost=cost)
-    write_jsonl(args.alpaca_answers, answer_records(rows, completions, Path(args.model).name))
+    answer_decoding = replace(decoding, max_new_tokens=a.max_new_tokens or decoding.max_new_tokens)
+    completions = generate(
+        backend, requests, answer_decoding, model_dir=args.model, desc="answer instructions", cost=cost
+    )
+    languages = tuple(dict.fromkeys((*params.languages.all, *a.languages)))
+    answers = answer_records(rows, completions, Path(args.model).name, languages)
+    metrics["fidelity"] = fidelity(answers)
+    if args.base_answers and args.base_alpaca:
+        metrics["vs_m0"] = {
+            "mgsm": paired(
+                read_jsonl(args.base_answers, required=("id", "lang", "correct")),
+                records,
+                "correct",
+                args.base_answers,
+            ),
+            "fidelity": paired(
+                read_jsonl(args.base_alpaca, required=("id", "lang", "on_target")),
+                answers,
+                "on_target",
+                args.base_alpaca,
+            ),
+        }
+    write_jsonl(args.answers, records)
+    write_jsonl(args.alpaca_answers, answers)
+    write_json(args.metrics, metrics)
+    write_json(args.cost, mgsm_cost)
     write_json(args.alpaca_cost, cost.as_metrics())
+    stage.write_meta(
+        args.meta,
+        backend.name,
+        args.model,
+        decoding=decoding.__dict__,
+        answer_decoding=answer_decoding.__dict__,
+        mgsm=m.path,
+    )
+    print(pl.DataFrame([{"lang": k, **v} for k, v in metrics["mgsm"].items()]).drop("accuracy_ci95"))
+    print(pl.DataFrame([{"lang": k, **v} for k, v in metrics["fidelity"].items()]).drop("ci95"))
 
 
 if __name__ == "__main__":
     ap = stage.parser(__doc__)
     for flag in ("--model", "--answers", "--metrics", "--cost", "--meta", "--alpaca-answers", "--alpaca-cost"):
         ap.add_argument(flag, required=True)
+    ap.add_argument("--base-answers", help="m0's MGSM answers: compare with them item by item (absent for m0)")
+    ap.add_argument("--base-alpaca", help="m0's instruction answers: compare language fidelity item by item")
     stage.run(main, ap)

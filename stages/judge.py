@@ -9,14 +9,20 @@ Input records (stages.eval): {"id", "lang", "dataset", "instruction", "output", 
 Output record: {"comparison", "id", "lang", "instruction", "model", "opponent", "output", "opponent_output",
                 "judge", "orders": [{"model_token", "prompt", "logprobs", "preference"}] x 2,
                 "preference", "verdict", "ok", "error"}
-Metrics: {"judge", "reference", "alpaca": {lang: {"win_rate", "n", "n_failed"}}, "alpaca_avg": {"win_rate"},
-          "head_to_head": {"previous"|"m0": {"opponent", "per_lang": {lang: {"win", "tie", "lose", "win_rate"}}}}}
+Metrics: {"judge", "reference", "alpaca": {lang: {"win_rate", "n", "n_failed", "verdict_mass"}},
+          "alpaca_avg": {"win_rate"},
+          "head_to_head": {"previous"|"m0": {"opponent", "per_lang": {lang: {"win", "tie", "lose", "win_rate",
+                                                                             "verdict_mass"}}}}}
+`verdict_mass` is the judge's mean probability on the two verdict tokens: a judge that puts little there
+(the embedded 135M model) is at chance, whatever its win rate says. `eval.judge.limit` judges only the
+first instructions of each language (those with reference outputs, in the built-in set).
 
     python -m stages.judge --answers data/m2/alpaca_answers.jsonl --previous data/m1/alpaca_answers.jsonl \
         --base data/m0/alpaca_answers.jsonl --judge-model models/m0 --judgements data/m2/judgements.jsonl \
         --metrics metrics/judge/m2.json --cost metrics/cost/m2/judge.json
 """
 
+import math
 from pathlib import Path
 
 from lidr import stage
@@ -67,6 +73,16 @@ def opponents(reference: str, previous: str | None, base: str | None) -> dict[st
     return out
 
 
+def verdict_mass(record: dict) -> float:
+    """The judge's probability on the two verdict tokens together, averaged over the two orders.
+
+    Near 1: the judge answers as asked. A few hundredths: it would rather say something else, and
+    its preference between the two tokens is noise around 50%.
+    """
+    masses = [sum(math.exp(lp) for lp in o["logprobs"].values() if lp is not None) for o in record["orders"]]
+    return sum(masses) / len(masses) if masses else 0.0
+
+
 def win_rates(records: list[dict]) -> dict:
     per_lang: dict[str, dict] = {}
     for r in records:
@@ -76,7 +92,21 @@ def win_rates(records: list[dict]) -> dict:
         ok = [r for r in rs if r["ok"]]
         counts = {v: sum(r["verdict"] == v for r in ok) for v in ("win", "tie", "lose")}
         rate = round(100 * sum(r["preference"] for r in ok) / len(ok), 2) if ok else None
-        out[lang] = {"win_rate": rate, "n": len(rs), "n_failed": len(rs) - len(ok), **counts}
+        mass = round(sum(verdict_mass(r) for r in rs) / len(rs), 4)
+        out[lang] = {"win_rate": rate, "n": len(rs), "n_failed": len(rs) - len(ok), "verdict_mass": mass, **counts}
+    return out
+
+
+def first_per_language(answers: list[dict], limit: int) -> list[dict]:
+    """The first `limit` answers of each language (all with 0)."""
+    if not limit:
+        return answers
+    seen: dict[str, int] = {}
+    out = []
+    for a in answers:
+        seen[a["lang"]] = seen.get(a["lang"], 0) + 1
+        if seen[a["lang"]] <= limit:
+            out.append(a)
     return out
 
 
@@ -84,20 +114,22 @@ def summarise(by_comparison: dict[str, list[dict]], judge: str, reference: str) 
     metrics: dict = {"judge": judge, "reference": reference, "alpaca": {}, "alpaca_avg": {}, "head_to_head": {}}
     if "reference" in by_comparison:
         table = win_rates(by_comparison["reference"])
-        metrics["alpaca"] = {k: {f: v[f] for f in ("win_rate", "n", "n_failed")} for k, v in table.items()}
+        fields = ("win_rate", "n", "n_failed", "verdict_mass")
+        metrics["alpaca"] = {k: {f: v[f] for f in fields} for k, v in table.items()}
         rates = [v["win_rate"] for v in table.values() if v["win_rate"] is not None]
         metrics["alpaca_avg"] = {"win_rate": round(sum(rates) / len(rates), 2) if rates else None}
     for name in ("previous", "m0"):
         if name in by_comparison:
             table = win_rates(by_comparison[name])
-            per_lang = {k: {f: v[f] for f in ("win", "tie", "lose", "win_rate")} for k, v in table.items()}
+            fields = ("win", "tie", "lose", "win_rate", "verdict_mass")
+            per_lang = {k: {f: v[f] for f in fields} for k, v in table.items()}
             metrics["head_to_head"][name] = {"opponent": by_comparison[name][0]["opponent"], "per_lang": per_lang}
     return metrics
 
 
 def main(args) -> None:
     params = stage.params_of(args)
-    answers = read_jsonl(args.answers, required=ANSWER_FIELDS)
+    answers = first_per_language(read_jsonl(args.answers, required=ANSWER_FIELDS), params.eval.judge.limit)
     cost = stage.Cost()
     if params.eval.judge.kind == "openai":
         judge = OpenAIJudge.from_env()

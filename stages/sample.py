@@ -1,27 +1,37 @@
 """Sample this iteration's English prompts: a seeded block per source, disjoint across iterations.
 
+With `--heldout`, the fixed held-out block instead (`heldout.sources`, each source's first n prompts
+of its seeded order), checked to share no id and no text with any training source: no iteration
+ever trains on it.
+
 Output record: {"id", "kind": "general"|"math", "text", "source"}
 
     python -m stages.sample --iteration m1 --out data/m1/prompts_en.jsonl
+    python -m stages.sample --heldout --out data/heldout/prompts_en.jsonl
 """
 
 import polars as pl
 
 from lidr import stage
-from lidr.data import sample_prompts
+from lidr.data import heldout_prompts, sample_prompts
 from lidr.io import write_jsonl
 
 
 def main(args) -> None:
     params = stage.params_of(args)
-    it = params.iteration(args.iteration)
-    prompts = sample_prompts(params.prompts.sources, it.round, params.seed)
+    if args.heldout:
+        prompts = heldout_prompts(params.heldout.sources, params.prompts.sources, params.seed)
+    else:
+        it = params.iteration(args.iteration)
+        prompts = sample_prompts(params.prompts.sources, it.round, params.seed)
     write_jsonl(args.out, prompts)
     print(pl.DataFrame(prompts).group_by("kind").len().sort("kind"))
 
 
 if __name__ == "__main__":
     ap = stage.parser(__doc__)
-    ap.add_argument("--iteration", required=True)
+    which = ap.add_mutually_exclusive_group(required=True)
+    which.add_argument("--iteration")
+    which.add_argument("--heldout", action="store_true", help="the held-out block (heldout.sources)")
     ap.add_argument("--out", required=True)
     stage.run(main, ap)

@@ -1,5 +1,7 @@
 """Prompts in every language: taken from a parallel source when it has them, else self-translated.
 
+The parallel source is `prompts.parallel`, or with `--heldout` the held-out block's `heldout.parallel`.
+
 Input: prompts_en.jsonl {"id", "kind", "text", "source"}
 Output record: {"id", "kind", "lang", "text": str|null, "origin": "source"|"parallel"|"self-translation",
                 "ok", "error", "finish_reason"}
@@ -21,7 +23,8 @@ def main(args) -> None:
     params = stage.params_of(args)
     langs = params.languages
     prompts = read_jsonl(args.prompts, required=("id", "kind", "text"))
-    given = load_parallel(params.prompts.parallel) if params.prompts.parallel else {}
+    parallel = params.heldout.parallel if args.heldout else params.prompts.parallel
+    given = load_parallel(parallel) if parallel else {}
     out = {
         (p["id"], langs.dominant): {
             "id": p["id"],
@@ -59,7 +62,10 @@ def main(args) -> None:
         backend = make_backend(params, args.model)
         backend_name = backend.name
         decoding = translation_decoding(
-            params.generation.translation_max_new_tokens, params.seed, params.generation.loop_span
+            params.generation.translation_max_new_tokens,
+            params.seed,
+            params.generation.loop_span,
+            params.generation.translation_repetition_penalty,
         )
         for t in translate(backend, jobs, decoding, args.model, desc="translate prompts", cost=cost):
             out[(t["id"], t["target_lang"])] = {
@@ -74,13 +80,15 @@ def main(args) -> None:
             }
     records = [out[(p["id"], lang)] for p in prompts for lang in langs.all]
     write_jsonl(args.out, records)
-    stage.write_meta(args.meta, backend_name, args.model, parallel=params.prompts.parallel)
+    stage.write_meta(args.meta, backend_name, args.model, parallel=parallel)
     write_json(args.cost, cost.as_metrics())
     print(pl.DataFrame(records).group_by("lang", "origin").agg(pl.col("ok").sum().alias("ok"), pl.len()).sort("lang"))
 
 
 if __name__ == "__main__":
     ap = stage.parser(__doc__)
-    for flag in ("--iteration", "--model", "--prompts", "--out", "--meta", "--cost"):
+    for flag in ("--model", "--prompts", "--out", "--meta", "--cost"):
         ap.add_argument(flag, required=True)
+    ap.add_argument("--iteration", help="the iteration (informational; its prompts come from --prompts)")
+    ap.add_argument("--heldout", action="store_true", help="take given translations from heldout.parallel")
     stage.run(main, ap)

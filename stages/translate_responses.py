@@ -23,8 +23,9 @@ def main(args) -> None:
     responses = read_jsonl(args.responses, required=("id", "lang", "response"))
     jobs = translation_jobs(responses, params.languages.dominant, params.languages.others)
     backend = make_backend(params, args.model)
+    g = params.generation
     decoding = translation_decoding(
-        params.generation.translation_max_new_tokens, params.seed, params.generation.loop_span
+        g.translation_max_new_tokens, params.seed, g.loop_span, g.translation_repetition_penalty
     )
     cost = stage.Cost()
     records = translate(backend, jobs, decoding, args.model, desc="translate responses", cost=cost)

@@ -125,14 +125,14 @@ def git(cwd: Path, *args: str) -> None:
 def output_digests(root: Path) -> dict[str, str]:
     """sha256 of every data output, model file, quality metric, plot and report of a pipeline run.
 
-    Left out, since they differ between runs by nature: cost metrics (seconds, tokens/s, memory) and
+    Left out, since they differ between runs by nature: cost metrics and their report (seconds, tokens/s, memory) and
     dvclive's folder (it records runtimes); dvc.lock too, as it holds the cost files' hashes.
     """
     out = {}
     for top in ("data", "models", "metrics", "plots"):
         for f in sorted((root / top).rglob("*")):
             rel = f.relative_to(root).as_posix()
-            if f.is_file() and not rel.startswith(("data/builtin/", "metrics/cost/")):
+            if f.is_file() and not rel.startswith(("data/builtin/", "metrics/cost/", "metrics/cost.md")):
                 out[rel] = hashlib.sha256(f.read_bytes()).hexdigest()
     return out
 

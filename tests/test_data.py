@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -78,15 +79,52 @@ def test_tsv_with_wrong_columns_names_file_and_line(tmp_path):
         load_mgsm(str(tmp_path), "en")
 
 
-def test_builtin_xalpaca_instructions_and_references_join(params):
+def test_builtin_xalpaca_instructions_are_parallel_and_the_judged_ones_have_references(params):
     from lidr.data import load_alpaca, load_reference_outputs
 
-    a = params.eval.alpaca
+    a, judged = params.eval.alpaca, params.eval.judge.limit
+    ids = None
     for lang in a.languages:
         rows = load_alpaca(str(ROOT / a.path), lang)
         refs = load_reference_outputs(str(ROOT / a.reference), lang)
-        assert rows and all(r["lang"] == lang and r["instruction"] in refs for r in rows)
+        assert len(rows) == 48 and all(r["lang"] == lang for r in rows)
+        assert judged and all(r["instruction"] in refs for r in rows[:judged])
+        assert ids is None or [r["id"] for r in rows] == ids  # the same instructions in every language
+        ids = [r["id"] for r in rows]
     assert len(load_alpaca(str(ROOT / a.path), "en", limit=1)) == 1
+
+
+def test_builtin_parallel_prompts_cover_every_language_and_the_heldout_block_is_disjoint(params):
+    from lidr.data import heldout_prompts, load_parallel, load_source
+
+    for sources, parallel in (
+        (params.prompts.sources, params.prompts.parallel),
+        (params.heldout.sources, params.heldout.parallel),
+    ):
+        given = load_parallel(str(ROOT / parallel))
+        for src in sources:
+            for rec in load_source(replace(src, path=str(ROOT / src.path))):
+                assert all((rec["id"], x) in given for x in params.languages.others), rec["id"]
+    training = tuple(replace(s, path=str(ROOT / s.path)) for s in params.prompts.sources)
+    heldout = tuple(replace(s, path=str(ROOT / s.path)) for s in params.heldout.sources)
+    block = heldout_prompts(heldout, training, params.seed)
+    assert len(block) == 32 and heldout_prompts(heldout, training, params.seed) == block
+
+
+def test_a_heldout_prompt_that_is_also_a_training_prompt_is_refused(tmp_path):
+    from lidr.config import PromptSource
+    from lidr.data import heldout_prompts
+
+    (tmp_path / "train.jsonl").write_text('{"id": "t1", "instruction": "Name three birds."}\n')
+    (tmp_path / "held.jsonl").write_text('{"id": "h1", "instruction": "name  three birds."}\n')
+    train = (PromptSource(str(tmp_path / "train.jsonl"), "general", 1),)
+    held = (PromptSource(str(tmp_path / "held.jsonl"), "general", 1),)
+    with pytest.raises(
+        DataError, match=r"held.jsonl: held-out prompt 'h1' is also in the training source .*train.jsonl"
+    ):
+        heldout_prompts(held, train, 0)
+    with pytest.raises(DataError, match=r"heldout.sources: no held-out source"):
+        heldout_prompts((), train, 0)
 
 
 def test_xalpaca_loader_names_the_file_and_item(tmp_path):

@@ -3,13 +3,14 @@
 import argparse
 import csv
 import json
+import math
 
 import pytest
 
 from lidr.errors import JoinError
 from lidr.io import write_jsonl
 from stages import summarize
-from stages.judge import join_answers, join_reference, opponents, summarise, win_rates
+from stages.judge import first_per_language, join_answers, join_reference, opponents, summarise, win_rates
 
 
 def test_opponents_judge_a_shared_source_once():
@@ -37,13 +38,16 @@ def test_join_answers_and_reference_fail_loudly_on_a_missing_item(tmp_path):
         join_reference([answer(1)], str(tmp_path / "ref_{lang}.json"))
 
 
-def judged(lang, pref, verdict, ok=True):
+def judged(lang, pref, verdict, ok=True, mass=0.5):
+    # each order: log-probabilities of the two verdict tokens, together `mass` of the judge's probability
+    lp = math.log(mass / 2)
     return {
         "lang": lang,
         "preference": pref if ok else None,
         "verdict": verdict if ok else None,
         "ok": ok,
         "opponent": "m0",
+        "orders": [{"logprobs": {"m": lp, "M": lp}}] * 2,
     }
 
 
@@ -53,60 +57,109 @@ def test_win_rates_and_head_to_head_counts():
         judged("es", 0.5, "tie"),
         judged("es", 0.2, "lose"),
         judged("es", 0, "", False),
-        judged("en", 0.9, "win"),
+        judged("en", 0.9, "win", mass=0.02),
     ]
     table = win_rates(recs)
-    assert table["es"] == {"win_rate": 50.0, "n": 4, "n_failed": 1, "win": 1, "tie": 1, "lose": 1}
-    assert table["en"]["win_rate"] == 90.0
+    assert table["es"] == {"win_rate": 50.0, "n": 4, "n_failed": 1, "verdict_mass": 0.5, "win": 1, "tie": 1, "lose": 1}
+    assert table["en"]["win_rate"] == 90.0 and table["en"]["verdict_mass"] == 0.02
     m = summarise({"reference": recs, "previous": recs}, "local:m0", "ref")
-    assert m["alpaca"]["es"] == {"win_rate": 50.0, "n": 4, "n_failed": 1}
+    assert m["alpaca"]["es"] == {"win_rate": 50.0, "n": 4, "n_failed": 1, "verdict_mass": 0.5}
     assert m["alpaca_avg"]["win_rate"] == 70.0
     assert m["head_to_head"]["previous"] == {
         "opponent": "m0",
         "per_lang": {
-            "es": {"win": 1, "tie": 1, "lose": 1, "win_rate": 50.0},
-            "en": {"win": 1, "tie": 0, "lose": 0, "win_rate": 90.0},
+            "es": {"win": 1, "tie": 1, "lose": 1, "win_rate": 50.0, "verdict_mass": 0.5},
+            "en": {"win": 1, "tie": 0, "lose": 0, "win_rate": 90.0, "verdict_mass": 0.02},
         },
     }
 
 
+def test_judge_limit_keeps_the_first_instructions_of_each_language():
+    rows = [answer(i, lang) for lang in ("en", "es") for i in range(3)]
+    assert [(a["lang"], a["id"]) for a in first_per_language(rows, 2)] == [
+        ("en", "q0"),
+        ("en", "q1"),
+        ("es", "q0"),
+        ("es", "q1"),
+    ]
+    assert first_per_language(rows, 0) == rows
+
+
+def share(k, n):
+    from lidr.stats import share as _share
+
+    return _share(k, n)
+
+
 def test_summarize_writes_summary_plots_and_report(tmp_path):
-    evals, judges = tmp_path / "eval", tmp_path / "judge"
-    evals.mkdir()
-    judges.mkdir()
+    from lidr.stats import mean_interval, paired_shares
+
+    dirs = {name: tmp_path / name for name in ("eval", "judge", "preference", "gate", "cost")}
+    for d in dirs.values():
+        d.mkdir()
+    langs = ("en", "es", "de", "fr", "ru")
     for step, model in enumerate(("m0", "m1", "m2")):
-        mgsm = {lang: {"accuracy": 0.1 * step, "off_target_rate": 0.5, "n": 8} for lang in ("en", "es")}
-        (evals / f"{model}.json").write_text(json.dumps({"mgsm": mgsm}))
-        alpaca = {lang: {"win_rate": 10.0 + step, "n": 3, "n_failed": 0} for lang in ("en", "es")}
-        h2h = {}
+        mgsm = {
+            lang: {"accuracy": 0.0, "accuracy_ci95": [0.0, 0.32], "off_target_rate": 0.5, "n": 8} for lang in langs
+        }
+        fidelity = {lang: share(6 + 2 * step, 10) for lang in (*langs, "all")}
+        ev = {"mgsm": mgsm, "mgsm_avg": {"accuracy": 0.0, "off_target_rate": 0.5}, "fidelity": fidelity}
         if step:
-            per_lang = {lang: {"win": 1, "tie": 1, "lose": 1, "win_rate": 40.0 + step} for lang in ("en", "es")}
-            h2h = {
-                "previous": {"opponent": f"m{step - 1}", "per_lang": per_lang},
-                "m0": {"opponent": "m0", "per_lang": per_lang},
+            up = paired_shares([False] * 10, [True] * 10)  # excludes 0
+            flat = paired_shares([True] * 10, [True] * 10)
+            ev["vs_m0"] = {
+                "fidelity": {lang: up if lang in ("es", "de", "fr") else flat for lang in (*langs, "all")},
+                "mgsm": {lang: flat for lang in (*langs, "all")},
             }
-        (judges / f"{model}.json").write_text(json.dumps({"alpaca": alpaca, "head_to_head": h2h}))
+            x = {
+                lang: {"accuracy": share(9, 10), "margin": mean_interval([1.0, 2.0]), "p_sign": 0.02}
+                for lang in langs[1:]
+            }
+            x["ru"]["accuracy"] = share(5, 10)
+            (dirs["preference"] / f"{model}.json").write_text(json.dumps({"heldout": {"x": x}}))
+            gate = {"total": {"kept": 7, "rejected": 3}, "kept_by_type": {"x": {"es": 3, "de": 1}, "en": {"es": 3}}}
+            (dirs["gate"] / f"{model}.json").write_text(json.dumps(gate))
+        (dirs["eval"] / f"{model}.json").write_text(json.dumps(ev))
+        alpaca = {lang: {"win_rate": 10.0 + step, "n": 3, "n_failed": 0, "verdict_mass": 0.01} for lang in langs}
+        (dirs["judge"] / f"{model}.json").write_text(json.dumps({"judge": "local:m0", "alpaca": alpaca}))
+    (dirs["gate"] / "heldout.json").write_text(json.dumps({"total": {"kept": 5, "rejected": 5}, "kept_by_type": {}}))
+    (dirs["cost"] / "m1").mkdir()
+    (dirs["cost"] / "m1" / "generate.json").write_text(
+        json.dumps({"seconds": 10.0, "generated_tokens": 500, "tokens_per_s": 50.0})
+    )
     args = argparse.Namespace(
         params="params.yaml",
-        evals=str(evals),
-        judges=str(judges),
+        evals=str(dirs["eval"]),
+        judges=str(dirs["judge"]),
+        preference=str(dirs["preference"]),
+        gates=str(dirs["gate"]),
+        costs=str(dirs["cost"]),
         summary=str(tmp_path / "summary.json"),
         plots=str(tmp_path / "plots"),
         report=str(tmp_path / "report.md"),
+        cost_report=str(tmp_path / "cost.md"),
     )
     summarize.main(args)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["model"] == 2 and summary["alpaca"]["es"] == {"win_rate": 12.0}
-    assert summary["alpaca_avg"] == {"win_rate": 12.0}
-    assert summary["head_to_head"]["previous"]["en"] == {"win": 1, "tie": 1, "lose": 1, "win_rate": 42.0}
-    with open(tmp_path / "plots" / "alpaca_win_rate.csv") as f:
+    assert summary["fidelity"]["es"] == 1.0 and summary["fidelity_vs_m0"]["es"] == 1.0
+    assert summary["heldout_accuracy"]["x"]["ru"] == 0.5 and summary["kept_x_pairs"] == {"es": 3, "de": 1}
+    # x pairs: 3 of 4 languages above chance (ru is not); fidelity: 3 of 4 above m0
+    assert summary["goal"] == {"x_pairs_above_chance": 3, "fidelity_above_m0": 3, "trained_languages": 4}
+    with open(tmp_path / "plots" / "language_fidelity.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["model"] for r in rows] == ["m0", "m1", "m2"] and rows[2]["es"] == "12.0"
-    with open(tmp_path / "plots" / "h2h_previous_win_rate.csv") as f:
+    assert [(r["model"], r["es"]) for r in rows] == [("m0", "0.6"), ("m1", "0.8"), ("m2", "1.0")]
+    with open(tmp_path / "plots" / "heldout_x_pair_accuracy.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["model"], r["en"]) for r in rows] == [("m1", "41.0"), ("m2", "42.0")]
+    assert [(r["model"], r["de"]) for r in rows] == [("m0", "0.0"), ("m1", "0.9"), ("m2", "0.9")]
     report = (tmp_path / "report.md").read_text()
-    assert "## X-AlpacaEval win rate" in report and "| m2 | previous (m1) | es | 1 | 1 | 1 | 42.0 |" in report
+    assert "**Goal not reached.**" in report and "in 3 of 4 trained languages (es, de, fr)" in report
+    assert "| m2 | x | de | 0.90 [0.60, 0.98] (n=10) | +1.500 [+0.520, +2.480] | 0.02 |" in report
+    # all 10 gained: Agresti-Min d = 10/12, se = sqrt(11 - 100/12) / 12, upper end clipped to 1
+    assert "| m2 | +0.00 [-0.16, +0.16] p=1 (+0/-0) | +1.00 [+0.57, +1.00] p=0.002 (+10/-0) |" in report
+    assert "it is at chance" in report
+    assert "| m1 | x | 3 | 1 | 0 | 0 | 7 | 10 |" in report
+    assert "| m1 | generate | 10.0 | 500 | 50.0 |" in (tmp_path / "cost.md").read_text()
 
 
 def test_judge_stage_on_a_tiny_model(tmp_path, tiny_model):
@@ -136,3 +189,36 @@ def test_judge_stage_on_a_tiny_model(tmp_path, tiny_model):
     assert set(m["alpaca"]) == {"en", "es"} and 0.0 <= m["alpaca_avg"]["win_rate"] <= 100.0
     assert m["head_to_head"]["previous"] == m["head_to_head"]["m0"]  # the same opponent, judged once
     assert json.loads((tmp_path / "cost.json").read_text())["requests"] == 8  # 2 sources x 2 items x 2 orders
+
+
+def test_language_fidelity_counts_answers_in_the_asked_language():
+    from lidr.backends import Completion
+    from stages.eval import answer_records, fidelity, paired
+
+    rows = [
+        {"id": "a", "lang": "es", "instruction": "Saluda."},
+        {"id": "b", "lang": "es", "instruction": "Despídete."},
+        {"id": "c", "lang": "es", "instruction": "Describe el mar."},
+        {"id": "a", "lang": "de", "instruction": "Grüße."},
+    ]
+    texts = [
+        "Hola, ¿cómo estás? Espero que tengas un buen día con tu familia.",
+        "Goodbye, my friend, I hope to see you again very soon.",
+        "",
+        "Guten Morgen, wie geht es dir heute? Ich hoffe, es geht dir gut.",
+    ]
+    completions = [Completion(t, "stop", 10) for t in texts]
+    recs = answer_records(rows, completions, "m1", ("en", "es", "de", "fr", "ru"))
+    assert [(r["detected_lang"], r["on_target"]) for r in recs] == [
+        ("es", True),
+        ("en", False),
+        (None, False),  # an empty answer is in no language
+        ("de", True),
+    ]
+    out = fidelity(recs)
+    assert (out["es"]["k"], out["es"]["n"], out["de"]["k"], out["all"]["k"], out["all"]["n"]) == (1, 3, 1, 2, 4)
+    base = [{**r, "on_target": r["id"] == "b"} for r in recs]  # m0: only the second answer on target
+    vs = paired(base, recs, "on_target", "m0.jsonl")
+    assert (vs["es"]["gained"], vs["es"]["lost"], vs["all"]["gained"], vs["all"]["lost"]) == (1, 1, 2, 1)
+    with pytest.raises(JoinError, match=r"m0.jsonl: no base-model outcome for es item 'c'"):
+        paired(base[:2], recs, "on_target", "m0.jsonl")

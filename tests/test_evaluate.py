@@ -75,4 +75,5 @@ def test_mgsm_off_target_rate_counts_answers_in_another_language():
     ]
     records = score(rows, [Completion(t, "stop", 5) for t in texts], ("en", "es"))
     m = summarise(records)["mgsm"]["es"]
-    assert m == {"accuracy": 0.75, "off_target_rate": 0.25, "n": 4}
+    # 3 of 4 correct: Wilson interval p = 0.75, n = 4
+    assert m == {"accuracy": 0.75, "accuracy_ci95": [0.3006, 0.9544], "off_target_rate": 0.25, "n": 4}

@@ -70,6 +70,19 @@ SCHEMAS = {
         "generator",
         "finish_reason",
         "n_tokens",
+        "detected_lang",
+        "on_target",
+    },
+    "data/{it}/heldout_scores.jsonl": {
+        "id",
+        "source_lang",
+        "pair_type",
+        "lang",
+        "chosen_logp",
+        "rejected_logp",
+        "chosen_tokens",
+        "rejected_tokens",
+        "margin",
     },
     "data/{it}/judgements.jsonl": {
         "comparison",
@@ -96,22 +109,29 @@ def ran(log: str) -> set[str]:
 
 def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
     project, log = tiny_project.path, tiny_project.log
-    expected = {"prepare_model", "eval_m0", "judge_m0", "summarize"} | {
-        f"{s}@{it}"
-        for it in ("m1", "m2")
-        for s in (
-            "sample",
-            "translate_prompts",
-            "generate",
-            "translate_responses",
-            "pair",
-            "filter",
-            "train",
-            "eval",
-            "judge",
-            "card",
-        )
-    }
+    heldout = {f"heldout_{s}" for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair")}
+    heldout |= {"heldout_filter", "heldout_score_m0"}
+    expected = (
+        {"prepare_model", "eval_m0", "judge_m0", "summarize"}
+        | heldout
+        | {
+            f"{s}@{it}"
+            for it in ("m1", "m2")
+            for s in (
+                "sample",
+                "translate_prompts",
+                "generate",
+                "translate_responses",
+                "pair",
+                "filter",
+                "train",
+                "eval",
+                "judge",
+                "preference",
+                "card",
+            )
+        }
+    )
     assert ran(log) == expected
     for it in ("m1", "m2"):
         for pattern, fields in SCHEMAS.items():
@@ -125,11 +145,17 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
         assert (project / f"dvclive/{it}/plots/metrics/nll.tsv").exists()
         gate = json.loads((project / f"metrics/gate/{it}.json").read_text())
         assert gate["total"]["kept"] > 0
+        evals = json.loads((project / f"metrics/eval/{it}.json").read_text())
+        assert evals["vs_m0"]["fidelity"]["es"]["n"] == 2 and evals["fidelity"]["all"]["n"] == 4
+        pref = json.loads((project / f"metrics/preference/{it}.json").read_text())
+        assert pref["heldout"] and all("all" in per_lang for per_lang in pref["heldout"].values())
     summary = json.loads((project / "metrics/summary.json").read_text())
     assert set(summary["mgsm"]) == {"en", "es"} and summary["model"] == 2
-    assert set(summary["alpaca"]) == {"en", "es"} and set(summary["head_to_head"]) == {"previous", "m0"}
-    assert (project / "plots/alpaca_win_rate.csv").exists() and (project / "plots/h2h_previous_win_rate.csv").exists()
-    assert "| m0 |" in (project / "metrics/report.md").read_text()
+    assert set(summary["alpaca"]) == {"en", "es"} and set(summary["fidelity"]) == {"en", "es", "all"}
+    for name in ("alpaca_win_rate", "language_fidelity", "heldout_x_pair_accuracy", "mgsm_accuracy"):
+        assert (project / f"plots/{name}.csv").exists(), name
+    report = (project / "metrics/report.md").read_text()
+    assert "| m0 |" in report and "Held-out preference accuracy" in report and "Goal" in report
     for name in ("data/m1/responses.meta.json", "data/m1/eval_answers.meta.json", "models/m1/lidr.meta.json"):
         meta = json.loads((project / name).read_text())
         assert {"torch", "transformers"} <= set(meta["versions"]) and meta["backend"], name

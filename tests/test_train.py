@@ -34,6 +34,7 @@ def small(params, mode):
         gradient_accumulation_steps=1,
         max_length=64,
         learning_rate=1e-2,
+        num_train_epochs=1,
     )
     return dataclasses.replace(params, train=train_params)
 

@@ -49,6 +49,7 @@ def test_interrupted_run_resumes_to_the_same_weights(mode, params, tiny_model, t
         gradient_accumulation_steps=1,
         max_length=64,
         learning_rate=1e-2,
+        num_train_epochs=1,
         save_steps=2,
         logging_steps=1,
     )

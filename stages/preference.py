@@ -1,0 +1,83 @@
+"""Score the held-out block's pairs (m0's LIDR pairs on prompts no iteration trains on) with a model.
+
+Without `--reference-scores` (for m0): writes the per-pair log-probabilities only. With them (every
+iteration): also the implicit-reward margin of each pair against m0 and the held-out preference
+accuracy per pair type and language (lidr.preference).
+
+Input: pairs_kept.jsonl of the held-out block (stages.filter)
+Output record: {"id", "source_lang", "pair_type", "lang", "chosen_logp", "rejected_logp", "chosen_tokens",
+                "rejected_tokens"} (+ "margin" with a reference)
+Metrics: {"heldout": {pair_type: {lang|"all": {"accuracy": {"k", "n", "share", "ci95"},
+                                               "margin": {"n", "mean", "ci95"}, "p_sign"}}}}
+
+    python -m stages.preference --model models/m0 --pairs data/heldout/pairs_kept.jsonl \
+        --scores data/heldout/scores_m0.jsonl
+    python -m stages.preference --model models/m1 --pairs data/heldout/pairs_kept.jsonl \
+        --reference-scores data/heldout/scores_m0.jsonl --scores data/m1/heldout_scores.jsonl \
+        --metrics metrics/preference/m1.json
+"""
+
+import polars as pl
+
+from lidr import stage
+from lidr.errors import DataError
+from lidr.io import read_jsonl, write_json, write_jsonl
+from lidr.model import load_causal_lm, load_tokenizer
+from lidr.preference import PAIR_KEY, margins, score_pairs, summarise
+
+PAIR_FIELDS = (*PAIR_KEY, "lang", "prompt", "chosen", "rejected")
+
+
+def main(args) -> None:
+    params = stage.params_of(args)
+    if args.reference_scores and not args.metrics:
+        raise DataError("--reference-scores needs --metrics (where the held-out accuracy goes)")
+    pairs = read_jsonl(args.pairs, required=PAIR_FIELDS)
+    if not pairs:
+        raise DataError(f"{args.pairs}: no held-out pairs survived the gate; add held-out prompts (heldout.sources)")
+    reference = (
+        read_jsonl(args.reference_scores, required=(*PAIR_KEY, "chosen_logp")) if args.reference_scores else None
+    )
+    if params.generation.threads:
+        import torch
+
+        torch.set_num_threads(params.generation.threads)
+    model, tokenizer = load_causal_lm(args.model, params), load_tokenizer(args.model, params)
+    scores = score_pairs(model, tokenizer, pairs, batch_size=args.batch_size)
+    if reference is None:
+        write_jsonl(args.scores, scores)
+        return
+    try:
+        table = margins(scores, reference)
+    except ValueError as e:
+        raise DataError(f"{args.reference_scores}: {e}; rerun the reference's scoring") from None
+    margin = dict(zip(table.select(PAIR_KEY).iter_rows(), table["margin"], strict=True))
+    write_jsonl(args.scores, [{**s, "margin": margin[tuple(s[k] for k in PAIR_KEY)]} for s in scores])
+    metrics = {"heldout": summarise(table)}
+    write_json(args.metrics, metrics)
+    print(
+        pl.DataFrame(
+            [
+                {
+                    "pair_type": t,
+                    "lang": lang,
+                    "accuracy": m["accuracy"]["share"],
+                    "n": m["accuracy"]["n"],
+                    "mean_margin": m["margin"]["mean"],
+                    "p_sign": m["p_sign"],
+                }
+                for t, per_lang in metrics["heldout"].items()
+                for lang, m in per_lang.items()
+            ]
+        )
+    )
+
+
+if __name__ == "__main__":
+    ap = stage.parser(__doc__)
+    for flag in ("--model", "--pairs", "--scores"):
+        ap.add_argument(flag, required=True)
+    ap.add_argument("--reference-scores", help="m0's scores of the same pairs (absent when scoring m0)")
+    ap.add_argument("--metrics", help="with --reference-scores: where the accuracy metrics go")
+    ap.add_argument("--batch-size", type=int, default=4, help="sequences per forward pass (default 4)")
+    stage.run(main, ap)
