@@ -8,6 +8,7 @@ that a broken line is reported with its file and line number.
 from __future__ import annotations
 
 import csv
+import hashlib
 import random
 from pathlib import Path
 
@@ -34,17 +35,31 @@ def _load_rows(src: PromptSource) -> tuple[list[dict], str]:
     return [dict(r) for r in ds], f"{src.path}[{src.split}]"
 
 
+def _digest(parts: list[str]) -> str:
+    """A hex digest of `parts` in order (each length-prefixed, so no two lists share one)."""
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8")
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()
+
+
 def load_source(src: PromptSource) -> list[dict]:
-    """Records `{"id", "kind", "text", "source"}` of one prompt source, in file order."""
+    """Records `{"id", "kind", "text", "source"}` of one prompt source, in file order.
+
+    An Alpagasus/Alpaca record with a non-empty `input` becomes `instruction + "\\n" + input`. A record without an
+    id gets `<file stem>-<hash>-<index>`, the hash taken over the source's texts: two id-less sources with the same
+    file name get different ids, and the same file gets the same ids wherever it lies.
+    """
     rows, where = _load_rows(src)
     if not rows:
         raise DataError(f"{where}: the prompt source is empty")
     field = src.field or next((f for f in TEXT_FIELDS if f in rows[0]), None)
     if field is None:
         raise DataError(f"{where}: no text field; expected one of {TEXT_FIELDS} or set `field` in prompts.sources")
-    stem = Path(src.path).stem.replace("/", "_")
     id_field = src.id_field or ("id" if "id" in rows[0] else None)
-    out, seen = [], set()
+    texts = []
     for i, row in enumerate(rows):
         line = f"{where}: record {i + 1}"
         text = row.get(field)
@@ -52,18 +67,33 @@ def load_source(src: PromptSource) -> list[dict]:
             raise DataError(f"{line}: field {field!r} is missing or empty")
         if id_field and id_field not in row:
             raise DataError(f"{line}: field {id_field!r} is missing")
-        rid = str(row[id_field]) if id_field else f"{stem}-{i}"
+        text = text.strip()
+        extra = row.get("input") if field == "instruction" else None
+        if extra is not None and not isinstance(extra, str):
+            raise DataError(f"{line}: field 'input' is not a string")
+        if extra and extra.strip():
+            text = f"{text}\n{extra.strip()}"
+        texts.append(text)
+    if not id_field:
+        stem = Path(src.path).stem.replace("/", "_")
+        prefix = f"{stem}-{_digest(texts)[:8]}"
+    out, seen = [], set()
+    for i, (row, text) in enumerate(zip(rows, texts, strict=True)):
+        rid = str(row[id_field]) if id_field else f"{prefix}-{i}"
         if rid in seen:
-            raise DataError(f"{line}: duplicate id {rid!r}")
+            raise DataError(f"{where}: record {i + 1}: duplicate id {rid!r}")
         seen.add(rid)
-        out.append({"id": rid, "kind": src.kind, "text": text.strip(), "source": src.path})
+        out.append({"id": rid, "kind": src.kind, "text": text, "source": src.path})
     return out
 
 
 def sample_block(records: list[dict], n: int, round_: int, seed: int, where: str) -> list[dict]:
-    """Block `round_` of a seeded permutation: blocks of different rounds never share a prompt."""
+    """Block `round_` of a seeded permutation: blocks of different rounds never share a prompt.
+
+    The permutation depends on `seed` and the records' texts, in order, only: not on where the source lies or what
+    it is called (an id-less source's ids carry its file name), so a copy of a file samples the same prompts."""
     order = list(range(len(records)))
-    random.Random(f"{seed}:{where}").shuffle(order)
+    random.Random(f"{seed}:{_digest([r['text'] for r in records])}").shuffle(order)
     lo, hi = round_ * n, (round_ + 1) * n
     if hi > len(records):
         raise DataError(

@@ -33,7 +33,7 @@ def test_alpagasus_and_gsm8k_layouts(tmp_path):
         {"id": "7", "kind": "general", "text": "Say hi.", "source": str(alpaca)}
     ]
     assert load_source(PromptSource(str(gsm), "math", 1)) == [
-        {"id": "gsm8k-0", "kind": "math", "text": "2+2?", "source": str(gsm)}
+        {"id": "gsm8k-c26d9a4e-0", "kind": "math", "text": "2+2?", "source": str(gsm)}
     ]
 
 

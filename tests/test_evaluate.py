@@ -14,6 +14,9 @@ from lidr.evaluate import detect_language, extract_last_number, is_correct, norm
         ("minus -4 degrees", "-4"),
         ("no digits here", None),
         ("Lists 3,4 and 5", "5"),
+        ("Die Antwort lautet 1.234.567 Euro.", "1234567"),
+        ("Ответ: \u22125", "-5"),
+        ("Il faut 1 000 g, soit 2,5 kg", "2.5"),
     ],
 )
 def test_extract_last_number(text, number):
@@ -31,6 +34,44 @@ def test_is_correct_compares_numerically():
     assert is_correct("Answer: 18.00", "18")
     assert not is_correct("Answer: 17", "18")
     assert not is_correct("I do not know", "18")
+
+
+@pytest.mark.parametrize(
+    ("text", "gold", "correct"),
+    [
+        # ordinary answers
+        ("The answer is 18.", "18", True),
+        ("It is 18.0", "18", True),  # the harness compares "180" with "18"; lidr reads 18 (module docstring)
+        ("She pays $1,200 in total.", "1200", True),
+        ("$1,200", "1200", True),
+        ("3.5", "3.5", True),
+        ("3.5", "35", False),  # the harness deletes the dot and accepts; lidr compares 3.5 with 35
+        ("The answer is 17.", "18", False),
+        # dot thousands separators (de, es, fr, ru, sw): a dot before exactly three digits
+        ("Die Antwort lautet 1.234.", "1234", True),
+        ("x = 1.2345", "1.2345", True),  # four digits after the dot: a decimal point
+        ("La respuesta es 2.500 euros", "2500", True),
+        ("1.234.567", "1234567", True),
+        ("Die Antwort lautet 1.234,5 kg", "1234.5", True),
+        ("0.125", "0.125", True),  # a zero integer part is never a thousands group
+        ("18,00 €", "18", True),  # decimal comma; the harness reads 1800
+        # space thousands separators (fr, ru), the harness takes the last group "000"
+        ("1 000", "1000", True),
+        ("La réponse est 12\u202f500.", "12500", True),
+        ("1 000", "0", False),
+        # signs: the Unicode minus and a dollar after the sign
+        ("\u22125", "-5", True),
+        ("The temperature is \u22125 degrees", "-5", True),
+        ("-$5", "-5", True),
+        ("He owes -$5.", "5", False),
+        ("5", "-5", False),  # the harness deletes the minus on both sides and accepts
+        ("from 3-5", "5", True),  # a hyphen after a digit is not a sign
+        # no number
+        ("I do not know", "18", False),
+    ],
+)
+def test_is_correct_reads_numbers_as_written_in_each_language(text, gold, correct):
+    assert is_correct(text, gold) is correct
 
 
 def test_detect_language_is_restricted_to_the_given_languages():

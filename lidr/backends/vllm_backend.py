@@ -1,4 +1,9 @@
-"""vLLM backend (GPU). Imported only when params.yaml sets generation.backend: vllm."""
+"""vLLM backend (GPU). Imported only when params.yaml sets generation.backend: vllm.
+
+Prompts go to vLLM as token ids (`{"prompt_token_ids": ids}`, the shape of vLLM's TokensPrompt), tokenized with
+`add_special_tokens=False`: a chat-templated prompt already starts with the BOS token, and vLLM tokenizing a
+plain string would add a second one.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +39,11 @@ class VllmBackend:
         return text + request.prefix
 
     def prompt_length(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self._ids(text))
+
+    def _ids(self, text: str) -> list[int]:
+        """The prompt's token ids as the template wrote them: no special tokens added (BOS is in the text)."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def generate_batch(self, texts: list[str], decoding: Decoding) -> list[Completion]:
         from vllm import SamplingParams
@@ -48,7 +57,8 @@ class VllmBackend:
             seed=decoding.seed,
         )
         completions = []
-        for out in self.llm.generate(texts, sampling, use_tqdm=False):
+        prompts = [{"prompt_token_ids": self._ids(t)} for t in texts]
+        for out in self.llm.generate(prompts, sampling, use_tqdm=False):
             o = out.outputs[0]
             text, _ = cut_at_stop(o.text, decoding.stop)
             reason = "length" if o.finish_reason == "length" else "stop"
@@ -59,15 +69,14 @@ class VllmBackend:
         """Next-token log-probabilities of `candidates`: each candidate is appended to the prompt and its
         prompt log-probability read back (prompt_logprobs=0 always includes the prompt's own token)."""
         from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
 
         from lidr.backends import candidate_token_ids
 
         ids = candidate_token_ids(self.tokenizer, candidates)
         prompts = []
         for text in texts:
-            base = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            prompts += [TokensPrompt(prompt_token_ids=[*base, i]) for i in ids]
+            base = self._ids(text)
+            prompts += [{"prompt_token_ids": [*base, i]} for i in ids]
         sampling = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
         outs = self.llm.generate(prompts, sampling, use_tqdm=False)
         result = []
