@@ -13,13 +13,35 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# A folder holding the real MGSM files (mgsm_<lang>.tsv, e.g. a download of juletxara/mgsm): the tests that
+# read them in full run only when it is set, and are skipped with that reason otherwise.
+REAL_MGSM = Path(os.environ["LIDR_MGSM_DIR"]) if os.environ.get("LIDR_MGSM_DIR") else None
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def real_mgsm_dir() -> Path:
+    """The folder of real MGSM files named by LIDR_MGSM_DIR; skips the calling test when it is not set."""
+    if REAL_MGSM is None or not any(REAL_MGSM.glob("mgsm_*.tsv")):
+        pytest.skip("set LIDR_MGSM_DIR to a folder of the real MGSM files (mgsm_<lang>.tsv) to run this test")
+    return REAL_MGSM
+
+
+def write_mgsm_layout(folder: Path, langs=("en", "de", "zh", "bn"), rows: int = 250) -> Path:
+    """Files in the real MGSM layout, written by the project: no header, question TAB answer, quotes left
+    unescaped in questions (the files are read with QUOTE_NONE), gold answers with comma thousands separators."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang in langs:
+        lines = []
+        for i in range(rows):
+            answer = f"{1000 + 137 * i:,}" if i % 60 == 3 else str(18 + i)
+            lines.append(f'Q{i} ({lang}): "{i}" ducks lay 16 eggs a day; how many?\t{answer}\n')
+        (folder / f"mgsm_{lang}.tsv").write_text("".join(lines), encoding="utf-8")
+    return folder
 
 
 @pytest.fixture(autouse=True)

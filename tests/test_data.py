@@ -6,7 +6,7 @@ import pytest
 from lidr.config import PromptSource
 from lidr.data import load_mgsm, load_source, read_mgsm_tsv, sample_block, sample_prompts
 from lidr.errors import DataError
-from tests.conftest import ROOT, SHARED
+from tests.conftest import ROOT, real_mgsm_dir, write_mgsm_layout
 
 RECORDS = [{"id": f"p{i}", "kind": "general", "text": f"prompt {i}", "source": "s"} for i in range(10)]
 
@@ -65,11 +65,22 @@ def test_builtin_sources_sample_both_kinds():
     assert not {p["id"] for p in first} & {p["id"] for p in second}
 
 
-def test_real_mgsm_files_read_in_full():
+def test_files_in_the_mgsm_layout_read_in_full(tmp_path):
+    folder = write_mgsm_layout(tmp_path / "mgsm")
     for lang in ("en", "de", "zh", "bn"):
-        rows = read_mgsm_tsv(SHARED / "data" / "mgsm" / f"mgsm_{lang}.tsv")
+        rows = read_mgsm_tsv(folder / f"mgsm_{lang}.tsv")
         assert len(rows) == 250
-    en = load_mgsm(str(SHARED / "data" / "mgsm"), "en", limit=3)
+        assert rows[3] == {"question": f'Q3 ({lang}): "3" ducks lay 16 eggs a day; how many?', "answer": "1,411"}
+    en = load_mgsm(str(folder), "en", limit=3)
+    assert en[0]["answer"] == "18" and en[0]["lang"] == "en" and len(en) == 3
+
+
+def test_real_mgsm_files_read_in_full():
+    folder = real_mgsm_dir()
+    for lang in ("en", "de", "zh", "bn"):
+        rows = read_mgsm_tsv(folder / f"mgsm_{lang}.tsv")
+        assert len(rows) == 250
+    en = load_mgsm(str(folder), "en", limit=3)
     assert en[0]["answer"] == "18" and en[0]["lang"] == "en" and len(en) == 3
 
 

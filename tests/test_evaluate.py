@@ -81,14 +81,13 @@ def test_detect_language_is_restricted_to_the_given_languages():
     assert lang == "en" and 0.5 < prob <= 1.0
 
 
-def test_real_mgsm_gold_answers_score_100_percent_in_every_language():
+def _gold_answers_score_100_percent(folder, n_files, separators_per_file):
     from lidr.backends import Completion
     from lidr.data import load_mgsm
     from stages.eval import score, summarise
-    from tests.conftest import SHARED
 
-    files = sorted((SHARED / "data" / "mgsm").glob("mgsm_*.tsv"))
-    assert len(files) == 11
+    files = sorted(folder.glob("mgsm_*.tsv"))
+    assert len(files) == n_files
     separators = 0
     for path in files:
         lang = path.stem.removeprefix("mgsm_")
@@ -100,7 +99,20 @@ def test_real_mgsm_gold_answers_score_100_percent_in_every_language():
         assert summarise(records)["mgsm"][lang]["accuracy"] == 1.0, lang
         # written inside a sentence, with a trailing ".0", the gold answer still scores
         assert all(is_correct(f"So the answer is {r['answer']}.0 in total.", r["answer"]) for r in rows), lang
-    assert separators == 4 * 11
+    assert separators == separators_per_file * n_files
+
+
+def test_gold_answers_in_the_mgsm_layout_score_100_percent(tmp_path):
+    from tests.conftest import write_mgsm_layout
+
+    folder = write_mgsm_layout(tmp_path / "mgsm", langs=("en", "es", "de", "fr", "ru"))
+    _gold_answers_score_100_percent(folder, 5, 5)
+
+
+def test_real_mgsm_gold_answers_score_100_percent_in_every_language():
+    from tests.conftest import real_mgsm_dir
+
+    _gold_answers_score_100_percent(real_mgsm_dir(), 11, 4)
 
 
 def test_mgsm_off_target_rate_counts_answers_in_another_language():
