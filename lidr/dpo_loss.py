@@ -1,4 +1,4 @@
-"""The training objective of METHOD.md step 7, in plain torch (no TRL), shared by training and benchmarks.
+"""The training objective (docs/method.md, step 7) in plain torch (no TRL), shared by training and benchmarks.
 
     L = -log sigmoid(beta * (log pi(y_w|x)/pi_ref(y_w|x) - log pi(y_l|x)/pi_ref(y_l|x)))
         - alpha * log pi(y_w|x) / |y_w|
@@ -42,7 +42,7 @@ def dpo_nll_loss(
     beta: float,
     alpha: float,
 ) -> DpoNllLoss:
-    """METHOD.md's DPO + length-normalised NLL from per-pair summed log-probabilities (shape [pairs])."""
+    """The loss of docs/method.md, step 7, from per-pair summed log-probabilities (shape [pairs])."""
     chosen_logratios = chosen_logps - ref_chosen_logps
     rejected_logratios = rejected_logps - ref_rejected_logps
     dpo = -F.logsigmoid(beta * (chosen_logratios - rejected_logratios))

@@ -1,4 +1,4 @@
-"""Preference pairs from the model's own responses and self-translations (METHOD.md, step 5).
+"""Preference pairs from the model's own responses and self-translations (docs/method.md, step 5).
 
 For a prompt id and a non-dominant language x:
 

@@ -1,4 +1,4 @@
-"""The method's prompts (METHOD.md, exact text of the reference code) and their parsing.
+"""The method's prompts (docs/method.md, steps 3 and 4; exact text of the authors' code) and their parsing.
 
 Chat templates are never written here: messages go through the tokenizer's own template.
 """

@@ -1,6 +1,7 @@
 """DPO + NLL training with TRL, from the iteration's starting model, which is also the frozen reference.
 
-Loss (METHOD.md step 7): -log sigmoid(beta * (chosen log-ratio - rejected log-ratio)) - alpha * log pi(y_w|x)/|y_w|,
+Loss (docs/method.md, step 7):
+-log sigmoid(beta * (chosen log-ratio - rejected log-ratio)) - alpha * log pi(y_w|x)/|y_w|,
 computed by `lidr.dpo_loss.dpo_nll_loss` inside `LidrDPOTrainer`, a DPOTrainer whose loss is replaced: TRL's "sft"
 loss is a token mean over the whole batch, not the per-sequence length-normalised NLL of the method. The trainer
 logs the loss, its DPO and NLL parts, chosen/rejected rewards, margins, preference accuracy and learning rate
@@ -74,7 +75,7 @@ def dpo_config(params: Params, output_dir: str, use_cpu: bool):
 
 
 def trainer_class():
-    """DPOTrainer with METHOD.md's exact loss (TRL is imported only when training)."""
+    """DPOTrainer with the exact loss of docs/method.md, step 7 (TRL is imported only when training)."""
     from trl import DPOTrainer
 
     from lidr.dpo_loss import dpo_nll_loss, sequence_logps
@@ -125,7 +126,7 @@ def trainer_class():
 def make_trainer(
     params: Params, model_dir: str, pairs_path: str, ckpt_dir: Path, live_dir: str | None, ref_model=None, callbacks=()
 ):
-    """The configured trainer for one run; `ref_model` defaults to the starting model (METHOD.md step 7)."""
+    """The configured trainer for one run; `ref_model` defaults to the starting model (docs/method.md, step 7)."""
     import datasets
     import torch
 

@@ -10,7 +10,7 @@ from lidr.prompts import TRANSLATION_PRIMER, TRANSLATION_STOP, parse_translation
 def translation_decoding(
     max_new_tokens: int, seed: int, loop_span: int = 0, repetition_penalty: float = 1.0
 ) -> Decoding:
-    # Greedy, by default with no repetition penalty (METHOD.md step 4: the authors' setting for an 8B
+    # Greedy, by default with no repetition penalty (docs/method.md, step 4: the authors' setting for an 8B
     # model; a 135M model loops without one); stop at the closing tag.
     return Decoding(
         max_new_tokens=max_new_tokens,

@@ -1,4 +1,4 @@
-"""Build the preference pairs of METHOD.md's table from responses and their self-translations.
+"""Build the preference pairs (docs/method.md, step 5) from responses and their self-translations.
 
 Inputs: prompts_en.jsonl, responses.jsonl, translations.jsonl. Output: pairs.jsonl (schema in lidr/pairs.py).
 

@@ -1,9 +1,11 @@
 """Train the iteration's model: DPO + NLL on the kept pairs, from (and against) the starting model.
 
-        (tmp / "README.md").write_text(model_card(params, args.iteration, args.model, args.pairs, summary), "utf-8")
-        # Not the run key: it hashes the weight files' mtimes, so identical runs would differ.
-        stage.write_meta(tmp / "lidr.meta.json", "trl.DPOTrainer", args.model, pairs=args.pairs)
-    write_json(args.metrics, {k: summary[k] for k in ("steps", "pairs", "train_loss", "final_loss", "final_nll")})
+Trains with `lidr.train.train` (docs/method.md, step 7) and writes, from the main process only: the merged
+full checkpoint to --out, with its model card (README.md) and lidr.meta.json (the trainer, the starting model,
+the pairs and the library versions), renamed into place when complete; the training curves to --live (dvclive);
+steps, pairs and losses to --metrics; seconds and peak memory to --cost. Under a multi-process launch the other
+processes train alongside and take part in gathering the final weights. Launched through accelerate with the
+configuration that `train.launch` names, as the `train` stage of dvc.yaml does:
 
     python -m accelerate.commands.launch --config_file configs/accelerate/cpu.yaml -m stages.train \
         --iteration m1 --model models/m0 --pairs data/m1/pairs_kept.jsonl --out models/m1 \

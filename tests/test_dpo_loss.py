@@ -1,4 +1,4 @@
-"""The trained loss is METHOD.md's DPO + length-normalised NLL, checked by hand on literals and on a tiny batch."""
+"""The trained loss is docs/method.md's DPO + length-normalised NLL, checked by hand on literals and a tiny batch."""
 
 import dataclasses
 import json
@@ -58,7 +58,7 @@ PAIRS = [  # chosen lengths differ a lot, so a batch token-mean NLL differs from
 
 
 def by_hand(model, batch):
-    """Per-token log-probs from the plain logits (no fused head), then METHOD.md's formula, pair by pair."""
+    """Per-token log-probs from the plain logits (no fused head), then the method's formula, pair by pair."""
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     token_logps = torch.log_softmax(logits.float(), -1).gather(-1, batch["input_ids"][:, 1:, None])[..., 0]

@@ -96,7 +96,7 @@ def _small_batch_linear(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
     A decoding step multiplies each weight by a handful of rows, where MKL's sgemm (what
     `F.linear` calls on x86 CPUs) is slow: `python -m benchmarks.linear_kernels` times each kernel
-    per layer shape and number of rows (the numbers are in the README). All compute the same sums
+    per layer shape and number of rows. All compute the same sums
     in another order, so the results agree to float rounding, as between batch sizes.
     """
     rows = x.numel() // x.shape[-1]
