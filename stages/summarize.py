@@ -16,11 +16,12 @@ significant.
 """
 
 import json
+import os
 from pathlib import Path
 
 import polars as pl
 
-from lidr import stage
+from lidr import plots, stage
 from lidr.config import BASE_MODEL_KEY, iteration_order
 from lidr.errors import DataError
 from lidr.io import atomic_path, write_json, write_text
@@ -122,11 +123,55 @@ def main(args) -> None:
             },
         },
     }
+
+    def with_ci(per_model: dict[str, dict], pick) -> dict[str, dict]:
+        return {m: {k: pick(v) for k, v in d.items() if k != "all"} for m, d in per_model.items()}
+
+    def share_point(v: dict):
+        return None if v.get("share") is None else (v["share"], *v["ci95"])
+
+    pictures = {
+        "heldout_x_pair_accuracy": (
+            "Held-out preference accuracy, x-prompt pairs (95% CI)",
+            "accuracy (margin > 0)",
+            0.5,
+            with_ci({m: pref[m]["heldout"].get("x", {}) for m in iters}, lambda v: share_point(v["accuracy"])),
+        ),
+        "language_fidelity": (
+            "Language fidelity: answers in the asked language (95% CI)",
+            "share of answers",
+            None,
+            with_ci({m: evals[m]["fidelity"] for m in models}, share_point),
+        ),
+        "mgsm_accuracy": (
+            "MGSM accuracy (95% CI)",
+            "accuracy",
+            None,
+            {
+                m: {
+                    k: (v["accuracy"], *v["accuracy_ci95"]) if v.get("accuracy_ci95") else v["accuracy"]
+                    for k, v in evals[m]["mgsm"].items()
+                }
+                for m in models
+            },
+        ),
+        "alpaca_win_rate": (
+            "LLM-judge win rate against the reference (%)",
+            "win rate (%)",
+            50.0,
+            measures["alpaca_win_rate"],
+        ),
+    }
     with atomic_path(args.plots, directory=True) as tmp:
         for name, values in measures.items():
             wide(values).write_csv(tmp / f"{name}.csv")
+        for name, (title, ylabel, chance, values) in pictures.items():
+            plots.across_iterations(tmp / f"{name}.png", title, models, values, ylabel, chance=chance)
 
-    # --- the report
+    # --- the report; pictures are linked relative to the report's folder
+    def picture(name: str) -> str:
+        return Path(os.path.relpath(Path(args.plots) / f"{name}.png", Path(args.report).parent)).as_posix()
+
     langs_fid = [k for k in evals[BASE_MODEL_KEY]["fidelity"] if k != "all"]
     report = [
         f"# lidr run report\n\nModels: {', '.join(models)} (newest: {newest}). Every share is given with its 95% "
@@ -134,6 +179,7 @@ def main(args) -> None:
         "McNemar p, items gained/lost).\n",
         sentence + "\n",
         "## Held-out preference accuracy\n",
+        f"![held-out preference accuracy on x-prompt pairs]({picture('heldout_x_pair_accuracy')})\n",
         "m0's LIDR pairs on the held-out block (prompts no iteration trains on), scored by each model's implicit "
         "reward against m0: the share of pairs whose chosen log-ratio exceeds the rejected one, and the mean "
         "margin in nats. m0's margin is 0 by construction; chance is 50%. `x`: the English answer translated "
@@ -148,7 +194,11 @@ def main(args) -> None:
     report.append(
         table(["model", "pair type", "language", "accuracy [95% CI]", "mean margin [95% CI]", "sign p"], rows)
     )
-    report += ["\n## Language fidelity\n", "Share of answers to the instruction set written in the asked language.\n"]
+    report += [
+        "\n## Language fidelity\n",
+        "Share of answers to the instruction set written in the asked language.\n",
+        f"![language fidelity]({picture('language_fidelity')})\n",
+    ]
     report.append(
         table(
             ["model", *langs_fid, "all"],
@@ -163,7 +213,7 @@ def main(args) -> None:
         )
     )
     mg_langs = list(evals[BASE_MODEL_KEY]["mgsm"])
-    report += ["\n## MGSM accuracy\n"]
+    report += ["\n## MGSM accuracy\n", f"![MGSM accuracy]({picture('mgsm_accuracy')})\n"]
     report.append(
         table(["model", *mg_langs], [[m, *(fmt_acc(evals[m]["mgsm"][k]) for k in mg_langs)] for m in models])
     )
@@ -174,7 +224,10 @@ def main(args) -> None:
             [[m, *(fmt_paired(evals[m]["vs_m0"]["mgsm"].get(k)) for k in [*mg_langs, "all"])] for m in iters],
         )
     )
-    report += ["\n## LLM judge (X-AlpacaEval-style win rate against the reference outputs)\n"]
+    report += [
+        "\n## LLM judge (X-AlpacaEval-style win rate against the reference outputs)\n",
+        f"![LLM-judge win rate]({picture('alpaca_win_rate')})\n",
+    ]
     rows, masses = [], []
     for m in models:
         for lang, v in judges[m]["alpaca"].items():

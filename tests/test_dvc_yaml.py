@@ -35,3 +35,38 @@ def test_every_listed_param_exists():
 
 def test_beta_is_a_top_level_param():
     assert isinstance(PARAMS["beta"], float)
+
+
+def _lock_params_disagreeing(lock: dict, params: dict) -> list[str]:
+    """Each `stage: key` whose value in dvc.lock differs from params.yaml's (a missing key counts)."""
+    bad = []
+    for name, stage in lock.get("stages", {}).items():
+        for key, value in stage.get("params", {}).get("params.yaml", {}).items():
+            node = params
+            for part in key.split("."):
+                node = node.get(part, KeyError) if isinstance(node, dict) else KeyError
+            if node != value:
+                bad.append(f"{name}: {key}")
+    return bad
+
+
+def test_the_committed_reference_run_used_the_committed_params():
+    """dvc.lock (the reference run, committed with its metrics) was made with params.yaml as it is: a change
+    to the default run refreshes the reference in the same commit."""
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
+    stages = set(lock["stages"])
+    expected = {
+        f"{name}@{it}" if "foreach" in stage else name
+        for name, stage in DVC["stages"].items()
+        for it in (PARAMS["iterations"] if "foreach" in stage else [None])
+    }
+    assert stages == expected, f"missing {sorted(expected - stages)}, extra {sorted(stages - expected)}"
+    assert _lock_params_disagreeing(lock, PARAMS) == []
+
+
+def test_a_lock_with_other_params_is_caught():
+    lock = {"stages": {"train@m1": {"params": {"params.yaml": {"beta": 0.1, "train.lora.r": 16}}}}}
+    params = {"beta": 0.5, "train": {"lora": {"r": 16}}}
+    assert _lock_params_disagreeing(lock, params) == ["train@m1: beta"]
+    lock["stages"]["train@m1"]["params"]["params.yaml"]["train.lora.alpha"] = 32
+    assert _lock_params_disagreeing(lock, params) == ["train@m1: beta", "train@m1: train.lora.alpha"]
