@@ -3,19 +3,29 @@
 Comparisons: "reference" (the reference outputs of eval.alpaca.reference, or with "previous" the answers of
 the model this one starts from), "previous" (the starting model's answers) and "m0" (the base model's).
 Each is judged in both orders by the judge of eval.judge (lidr.judge); a comparison whose opponent is the
-same file as another one's is judged once.
+same file as another one's is judged once. The `openai` judge uses alpaca_eval's weighted GPT-4-turbo
+annotator prompt (with the multilingual rule), from the alpaca-eval package; the local judge lidr's prompt.
 
 Input records (stages.eval): {"id", "lang", "dataset", "instruction", "output", "generator", ...}
 Output record: {"comparison", "id", "lang", "instruction", "model", "opponent", "output", "opponent_output",
-                "judge", "orders": [{"model_token", "prompt", "logprobs", "preference"}] x 2,
-                "preference", "verdict", "ok", "error"}
-Metrics: {"judge", "reference", "alpaca": {lang: {"win_rate", "n", "n_failed", "verdict_mass"}},
-          "alpaca_avg": {"win_rate"},
-          "head_to_head": {"previous"|"m0": {"opponent", "per_lang": {lang: {"win", "tie", "lose", "win_rate",
-                                                                             "verdict_mass"}}}}}
-`verdict_mass` is the judge's mean probability on the two verdict tokens: a judge that puts little there
-(the embedded 135M model) is at chance, whatever its win rate says. `eval.judge.limit` judges only the
-first instructions of each language (those with reference outputs, in the built-in set).
+                "judge", "orders": [{"model_token", "prompt", "logprobs", "preference", "error"}] x 2 (none for
+                identical outputs), "preference", "verdict", "orders_used", "order_disagreement", "ok", "error",
+                "identical_outputs"}
+Metrics: {"judge", "prompt", "reference", "alpaca": {lang: TABLE}, "alpaca_avg": {"win_rate"},
+          "head_to_head": {"previous"|"m0": {"opponent", "per_lang": {lang: TABLE}}}}
+TABLE, per language, as alpaca_eval describes a head-to-head (lidr.judge.head_to_head):
+  win_rate        100 x the mean preference over the instructions with one
+  standard_error  100 x its standard error (sample standard deviation / sqrt(n_total)); null below 2
+  discrete_win_rate, n_wins (preference > 0.5), n_wins_base (< 0.5), n_draws (exactly 0.5; identical outputs
+  are draws without a judge call), n_total (instructions with a preference)
+  n               instructions judged; n_failed: those with no preference in either order
+  n_one_order     preferences from one order only, the other having failed
+  n_identical     draws by identical outputs
+  order_disagreements  pairs whose two orders do not lean the same way (position bias, not a draw)
+  verdict_mass    the judge's mean probability on the two verdict tokens (null when nothing was judged)
+`verdict_mass`: a judge that puts little there (the embedded 135M model) is at chance, whatever its win rate
+says. Head-to-head win/tie/loss (the paper's) are n_wins/n_draws/n_wins_base. `eval.judge.limit` judges only
+the first instructions of each language (those with reference outputs, in the built-in set).
 
     python -m stages.judge --answers data/m2/alpaca_answers.jsonl --previous data/m1/alpaca_answers.jsonl \
         --base data/m0/alpaca_answers.jsonl --judge-model models/m0 --judgements data/m2/judgements.jsonl \
@@ -30,7 +40,7 @@ from lidr.backends import make_backend
 from lidr.data import load_reference_outputs
 from lidr.errors import JoinError
 from lidr.io import read_jsonl, write_json, write_jsonl
-from lidr.judge import LocalJudge, OpenAIJudge, judge_pairs
+from lidr.judge import LocalJudge, OpenAIJudge, head_to_head, judge_pairs
 
 ANSWER_FIELDS = ("id", "lang", "instruction", "output", "generator")
 
@@ -73,27 +83,44 @@ def opponents(reference: str, previous: str | None, base: str | None) -> dict[st
     return out
 
 
-def verdict_mass(record: dict) -> float:
-    """The judge's probability on the two verdict tokens together, averaged over the two orders.
+def verdict_mass(record: dict) -> float | None:
+    """The judge's probability on the two verdict tokens together, averaged over the orders it answered.
 
     Near 1: the judge answers as asked. A few hundredths: it would rather say something else, and
-    its preference between the two tokens is noise around 50%.
+    its preference between the two tokens is noise around 50%. None when no order was answered (a failed
+    request, identical outputs).
     """
-    masses = [sum(math.exp(lp) for lp in o["logprobs"].values() if lp is not None) for o in record["orders"]]
-    return sum(masses) / len(masses) if masses else 0.0
+    masses = [
+        sum(math.exp(lp) for lp in o["logprobs"].values() if lp is not None)
+        for o in record["orders"]
+        if o["logprobs"] is not None
+    ]
+    return sum(masses) / len(masses) if masses else None
+
+
+def _round(x: float | None, digits: int) -> float | None:
+    return None if x is None else round(x, digits)
 
 
 def win_rates(records: list[dict]) -> dict:
-    per_lang: dict[str, dict] = {}
+    """Per language, alpaca_eval's head-to-head description of the preferences and lidr's counts (TABLE)."""
+    per_lang: dict[str, list[dict]] = {}
     for r in records:
         per_lang.setdefault(r["lang"], []).append(r)
     out = {}
     for lang, rs in per_lang.items():
-        ok = [r for r in rs if r["ok"]]
-        counts = {v: sum(r["verdict"] == v for r in ok) for v in ("win", "tie", "lose")}
-        rate = round(100 * sum(r["preference"] for r in ok) / len(ok), 2) if ok else None
-        mass = round(sum(verdict_mass(r) for r in rs) / len(rs), 4)
-        out[lang] = {"win_rate": rate, "n": len(rs), "n_failed": len(rs) - len(ok), "verdict_mass": mass, **counts}
+        stats = head_to_head([r["preference"] for r in rs if r["ok"]])
+        masses = [m for m in (verdict_mass(r) for r in rs) if m is not None]
+        out[lang] = {
+            **stats,
+            **{k: _round(stats[k], 2) for k in ("win_rate", "standard_error", "discrete_win_rate")},
+            "n": len(rs),
+            "n_failed": sum(not r["ok"] for r in rs),
+            "n_one_order": sum(r["ok"] and r["orders_used"] == 1 for r in rs),
+            "n_identical": sum(r["identical_outputs"] for r in rs),
+            "order_disagreements": sum(r["order_disagreement"] for r in rs),
+            "verdict_mass": _round(sum(masses) / len(masses), 4) if masses else None,
+        }
     return out
 
 
@@ -110,20 +137,25 @@ def first_per_language(answers: list[dict], limit: int) -> list[dict]:
     return out
 
 
-def summarise(by_comparison: dict[str, list[dict]], judge: str, reference: str) -> dict:
-    metrics: dict = {"judge": judge, "reference": reference, "alpaca": {}, "alpaca_avg": {}, "head_to_head": {}}
+def summarise(by_comparison: dict[str, list[dict]], judge: str, reference: str, prompt: str = "") -> dict:
+    metrics: dict = {
+        "judge": judge,
+        "prompt": prompt,
+        "reference": reference,
+        "alpaca": {},
+        "alpaca_avg": {},
+        "head_to_head": {},
+    }
     if "reference" in by_comparison:
-        table = win_rates(by_comparison["reference"])
-        fields = ("win_rate", "n", "n_failed", "verdict_mass")
-        metrics["alpaca"] = {k: {f: v[f] for f in fields} for k, v in table.items()}
+        metrics["alpaca"] = table = win_rates(by_comparison["reference"])
         rates = [v["win_rate"] for v in table.values() if v["win_rate"] is not None]
         metrics["alpaca_avg"] = {"win_rate": round(sum(rates) / len(rates), 2) if rates else None}
     for name in ("previous", "m0"):
         if name in by_comparison:
-            table = win_rates(by_comparison[name])
-            fields = ("win", "tie", "lose", "win_rate", "verdict_mass")
-            per_lang = {k: {f: v[f] for f in fields} for k, v in table.items()}
-            metrics["head_to_head"][name] = {"opponent": by_comparison[name][0]["opponent"], "per_lang": per_lang}
+            metrics["head_to_head"][name] = {
+                "opponent": by_comparison[name][0]["opponent"],
+                "per_lang": win_rates(by_comparison[name]),
+            }
     return metrics
 
 
@@ -158,9 +190,9 @@ def main(args) -> None:
                 for a, o in zip(answers, outputs, strict=True)
             ]
             judged[source] = judge_pairs(judge, items)
-            cost.requests += 2 * len(items)
+            cost.requests += sum(len(r["orders"]) for r in judged[source])
         by_comparison[name] = [{"comparison": name, **r} for r in judged[source]]
-    metrics = summarise(by_comparison, judge.name, params.eval.alpaca.reference)
+    metrics = summarise(by_comparison, judge.name, params.eval.alpaca.reference, judge.prompt.source)
     write_jsonl(args.judgements, [r for rs in by_comparison.values() for r in rs])
     write_json(args.metrics, metrics)
     write_json(args.cost, cost.as_metrics())

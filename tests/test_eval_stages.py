@@ -38,7 +38,7 @@ def test_join_answers_and_reference_fail_loudly_on_a_missing_item(tmp_path):
         join_reference([answer(1)], str(tmp_path / "ref_{lang}.json"))
 
 
-def judged(lang, pref, verdict, ok=True, mass=0.5):
+def judged(lang, pref, verdict, ok=True, mass=0.5, used=2, disagree=False):
     # each order: log-probabilities of the two verdict tokens, together `mass` of the judge's probability
     lp = math.log(mass / 2)
     return {
@@ -46,6 +46,9 @@ def judged(lang, pref, verdict, ok=True, mass=0.5):
         "preference": pref if ok else None,
         "verdict": verdict if ok else None,
         "ok": ok,
+        "orders_used": used if ok else 0,
+        "order_disagreement": disagree,
+        "identical_outputs": False,
         "opponent": "m0",
         "orders": [{"logprobs": {"m": lp, "M": lp}}] * 2,
     }
@@ -54,24 +57,34 @@ def judged(lang, pref, verdict, ok=True, mass=0.5):
 def test_win_rates_and_head_to_head_counts():
     recs = [
         judged("es", 0.8, "win"),
-        judged("es", 0.5, "tie"),
-        judged("es", 0.2, "lose"),
+        judged("es", 0.5, "tie", disagree=True),
+        judged("es", 0.2, "lose", used=1),
         judged("es", 0, "", False),
         judged("en", 0.9, "win", mass=0.02),
     ]
     table = win_rates(recs)
-    assert table["es"] == {"win_rate": 50.0, "n": 4, "n_failed": 1, "verdict_mass": 0.5, "win": 1, "tie": 1, "lose": 1}
-    assert table["en"]["win_rate"] == 90.0 and table["en"]["verdict_mass"] == 0.02
-    m = summarise({"reference": recs, "previous": recs}, "local:m0", "ref")
-    assert m["alpaca"]["es"] == {"win_rate": 50.0, "n": 4, "n_failed": 1, "verdict_mass": 0.5}
-    assert m["alpaca_avg"]["win_rate"] == 70.0
-    assert m["head_to_head"]["previous"] == {
-        "opponent": "m0",
-        "per_lang": {
-            "es": {"win": 1, "tie": 1, "lose": 1, "win_rate": 50.0, "verdict_mass": 0.5},
-            "en": {"win": 1, "tie": 0, "lose": 0, "win_rate": 90.0, "verdict_mass": 0.02},
-        },
+    es = {
+        "win_rate": 50.0,
+        "standard_error": round(100 * 0.3 / math.sqrt(3), 2),  # [0.8, 0.5, 0.2]: sample sd 0.3
+        "discrete_win_rate": 50.0,
+        "n_wins": 1,
+        "n_wins_base": 1,
+        "n_draws": 1,
+        "n_total": 3,
+        "n": 4,
+        "n_failed": 1,
+        "n_one_order": 1,
+        "n_identical": 0,
+        "order_disagreements": 1,
+        "verdict_mass": 0.5,
     }
+    assert table["es"] == es
+    assert table["en"]["win_rate"] == 90.0 and table["en"]["verdict_mass"] == 0.02
+    assert table["en"]["standard_error"] is None  # one instruction
+    m = summarise({"reference": recs, "previous": recs}, "local:m0", "ref", "lidr")
+    assert m["alpaca"]["es"] == es and m["prompt"] == "lidr"
+    assert m["alpaca_avg"]["win_rate"] == 70.0
+    assert m["head_to_head"]["previous"] == {"opponent": "m0", "per_lang": table}
 
 
 def test_judge_limit_keeps_the_first_instructions_of_each_language():
