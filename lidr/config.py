@@ -137,11 +137,20 @@ class WrongLanguageRule:
 
 @dataclass(frozen=True)
 class DegenerateRule:
+    """Repetition judged against the text's length and, for a translation, against its source."""
+
     enabled: bool = True
     sides: tuple[Side, ...] = ("chosen", "rejected")
-    max_line_repeats: int = 3  # a non-blank line seen this many times
     ngram: int = 4  # words (or CJK characters) per n-gram
-    max_ngram_repeats: int = 6  # an n-gram seen this many times
+    min_copies: int = 3  # a loop or a line with fewer copies is never degenerate
+    ngram_copies: int = 4  # nor an n-gram with fewer (a weaker sign than a whole line or block)
+    min_words: int = 8  # nor one whose copies cover fewer words ("No, no, no.")
+    max_share: float = 0.35  # degenerate: a loop, line or n-gram making up more of the text (words; lines)
+    loop_copies: int = 4  # degenerate at any length: a block repeated back to back this many times...
+    loop_words: int = 16  # ...over this many words
+    tail_copies: int = 4  # degenerate: the text ends with one block of <= 16 characters this many times...
+    tail_chars: int = 32  # ...over this many characters (loops of digits, emoji or letters inside a word)
+    source_ratio: float = 0.75  # a translation passes a repetition its source has this share of the copies of
 
 
 @dataclass(frozen=True)
@@ -222,8 +231,9 @@ class AlpacaParams:
 
 @dataclass(frozen=True)
 class JudgeParams:
-    # local: the starting model (m0) through the generation backend; openai: an OpenAI-compatible endpoint that
-    # returns log-probabilities, from LIDR_JUDGE_BASE_URL, LIDR_JUDGE_API_KEY and LIDR_JUDGE_MODEL
+    # local: the starting model (m0) through the generation backend, with lidr's judge prompt; openai: an
+    # OpenAI-compatible endpoint that returns log-probabilities, from LIDR_JUDGE_BASE_URL, LIDR_JUDGE_API_KEY and
+    # LIDR_JUDGE_MODEL, with alpaca_eval's weighted_alpaca_eval_gpt4_turbo prompt (pip install 'lidr[judge]')
     kind: Literal["local", "openai"] = "local"
     batch_size: int = 4  # local judge: prompts per forward pass
     limit: int = 0  # instructions judged per language (the first ones); 0 = all
@@ -467,11 +477,20 @@ def _check_filter(p: Params) -> None:
     }.items():
         if value < 0:
             raise ParamsError(f"{key}: expected a value >= 0, got {value}")
-    if f.degenerate.ngram < 1:
-        raise ParamsError(f"filter.degenerate.ngram: expected a value >= 1, got {f.degenerate.ngram}")
-    for key in ("max_line_repeats", "max_ngram_repeats"):
-        if getattr(f.degenerate, key) < 2:
-            raise ParamsError(f"filter.degenerate.{key}: expected a value >= 2, got {getattr(f.degenerate, key)}")
+    d = f.degenerate
+    for key in ("ngram", "min_words", "loop_words", "tail_chars"):
+        if getattr(d, key) < 1:
+            raise ParamsError(f"filter.degenerate.{key}: expected a value >= 1, got {getattr(d, key)}")
+    for key in ("min_copies", "ngram_copies", "loop_copies", "tail_copies"):
+        if getattr(d, key) < 2:
+            raise ParamsError(
+                f"filter.degenerate.{key}: expected a value >= 2 (one copy is no repeat), got {getattr(d, key)}"
+            )
+    for key in ("max_share", "source_ratio"):
+        if not 0.0 < getattr(d, key) <= 1.0:
+            raise ParamsError(
+                f"filter.degenerate.{key}: expected a share above 0 and at most 1, got {getattr(d, key)}"
+            )
     if not 0.0 <= f.wrong_language.min_confidence <= 1.0:
         raise ParamsError(
             f"filter.wrong_language.min_confidence: expected 0 to 1, got {f.wrong_language.min_confidence}"

@@ -11,7 +11,7 @@ params.yaml under `filter.<rule>`; `sides` says which of chosen/rejected a per-s
 | identical          | chosen equals rejected after whitespace normalisation                       |
 | truncated          | a side (or the response it translates) stopped at the token limit           |
 | wrong_language     | a side is confidently in another language than the pair's                   |
-| degenerate         | a side repeats a line or an n-gram many times                               |
+| degenerate         | a side loops, or one repetition is much of it (more than its source has)    |
 | length_ratio       | a translated side's length over its source's is outside the language's band |
 | echo               | a translated side is its source, unchanged                                  |
 | duplicate          | an earlier pair has the same language, prompt, chosen and rejected          |
@@ -20,17 +20,21 @@ params.yaml under `filter.<rule>`; `sides` says which of chosen/rejected a per-s
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from typing import NamedTuple
 
-from lidr.config import FilterParams
+from lidr.config import DegenerateRule, FilterParams
 from lidr.evaluate import detect_language
 
 SIDES = ("chosen", "rejected")
 _WS = re.compile(r"\s+")
-# Words, and each CJK/kana character on its own (those scripts do not separate words by spaces).
-_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W\u3040-\u30ff\u3400-\u9fff]+")
+# Scripts without spaces between words (CJK, kana) and pictographs (emoji, dingbats): one token per character.
+_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u2600-\u27bf\U0001f000-\U0001faff"
+# Those characters one by one, and words; a word followed by an apostrophe and a letter ends with the
+# apostrophe, so French and Italian elisions are words of their own (l'océan -> l', océan).
+_TOKEN = re.compile(rf"[{_CHARS}]|[^\W{_CHARS}]+(?:['\u2019](?=[^\W\d_{_CHARS}]))?")
 
 
 class Finding(NamedTuple):
@@ -106,14 +110,164 @@ def rule_wrong_language(pair: dict, f: FilterParams, languages: tuple[str, ...])
     return out
 
 
-def repeats(text: str, n: int) -> tuple[tuple[str, int], tuple[str, int]]:
-    """The most repeated non-blank line and word n-gram of `text`, each with its count."""
-    lines = Counter(norm(line) for line in text.splitlines() if re.search(r"\w", line))
-    tokens = _TOKEN.findall(text.lower())
-    grams = Counter(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-    top_line = lines.most_common(1)[0] if lines else ("", 0)
-    top_gram = grams.most_common(1)[0] if grams else ("", 0)
-    return top_line, top_gram
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (see _TOKEN); the typographic apostrophe is read as '."""
+    return [w.replace("\u2019", "'") for w in _TOKEN.findall(text.lower())]
+
+
+def marked_words(text: str) -> list[tuple[str, str]]:
+    """Each word of `text` with the punctuation that follows it (spacing removed): the unit of a loop,
+    so that code lines differing only in an operator, `p > 0` and `p < 0`, do not repeat."""
+    low = text.lower()
+    spans = [m.span() for m in _TOKEN.finditer(low)]
+    ends = [s for s, _ in spans[1:]] + [len(low)]
+    return [(low[a:b].replace("\u2019", "'"), _WS.sub("", low[b:c])) for (a, b), c in zip(spans, ends, strict=True)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Repetition, for the degenerate rule. Each measure finds one kind of repetition in a text, as a
+# Repeat: how many copies of which unit, and what share of the text those copies make up.
+
+
+class Repeat(NamedTuple):
+    kind: str  # "loop": a block of words back to back; "tail": characters to the end; "line"; "ngram"
+    unit: str
+    copies: int
+    words: int  # words the copies cover (characters for "tail")
+    share: float  # of the text's words; of its non-blank lines for "line"; of its characters for "tail"
+
+
+NO_REPEAT = Repeat("", "", 0, 0, 0.0)
+MAX_BLOCK = 40  # longest block, in words, that the loop measure looks for back to back
+TAIL_BLOCK = 16  # longest block, in characters, that the tail measure looks for
+_LIST_MARK = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)])\s+")
+
+
+def _runs(keys: list, max_block: int, floors: tuple[int, ...], keep: Callable[[list], bool]) -> list[tuple]:
+    """Per floor in `floors`: (start, block length, keys covered) of the back-to-back run of one block
+    of at most `max_block` keys, with at least that many copies and `keep(block)`, that covers the most
+    keys (a last partial copy included); (0, 0, 0) when there is none."""
+    n, best = len(keys), [(0, 0, 0)] * len(floors)
+    for k in range(1, min(max_block, n // 2) + 1):
+        run = 0
+        for i in range(n - k):
+            run = run + 1 if keys[i] == keys[i + k] else 0
+            covered = run + k
+            if covered // k < 2:
+                continue
+            for f, floor in enumerate(floors):
+                if covered // k >= floor and covered > best[f][2] and keep(keys[i + 1 - run : i + 1 - run + k]):
+                    best[f] = (i + 1 - run, k, covered)
+    return best
+
+
+def loop_runs(marked: list[tuple[str, str]], floors: tuple[int, ...], max_block: int = MAX_BLOCK) -> list[Repeat]:
+    """Per floor: the back-to-back repetition of one block of words (each with its punctuation, see
+    marked_words), with at least that many copies, that covers the most words. Numbers count as equal
+    inside a block that has words ("1. Step" repeats "2. Step"); a block of numbers alone must repeat
+    exactly (a count 1, 2, 3, 4 is no loop)."""
+    masked = [("0" if w.isdigit() else w, p) for w, p in marked]
+    mixed = _runs(masked, max_block, floors, lambda block: any(w != "0" for w, _ in block))
+    numbers = _runs(marked, max_block, floors, lambda block: all(w.isdigit() for w, _ in block))
+    out = []
+    for a, b in zip(mixed, numbers, strict=True):
+        start, k, covered = max(a, b, key=lambda r: r[2])
+        unit = " ".join(w for w, _ in marked[start : start + k])
+        out.append(Repeat("loop", unit, covered // k, covered, covered / len(marked)) if covered else NO_REPEAT)
+    return out
+
+
+def _visible(block: str) -> bool:
+    """Not punctuation, spacing, math signs or box drawing alone (rules, ellipses, table borders)."""
+    return any(
+        not (c.isspace() or unicodedata.category(c)[0] == "P" or unicodedata.category(c) == "Sm")
+        and not "\u2500" <= c <= "\u259f"
+        for c in block
+    )
+
+
+def tail_run(text: str) -> Repeat:
+    """The block of at most TAIL_BLOCK characters repeated to the end of `text` with the most copies (a
+    last partial copy counts in the characters covered): loops inside one token, of digits or letters."""
+    s = text.rstrip()
+    best = NO_REPEAT
+    for p in range(1, min(TAIL_BLOCK, len(s) // 2) + 1):
+        j = len(s) - 1
+        while j - p >= 0 and s[j] == s[j - p]:
+            j -= 1
+        covered = len(s) - 1 - j + p
+        block = s[len(s) - covered : len(s) - covered + p]
+        if covered // p > max(best.copies, 1) and _visible(block):
+            best = Repeat("tail", block, covered // p, covered, covered / len(s))
+    return best
+
+
+def top_line(text: str) -> Repeat:
+    """The most repeated non-blank line (list markers aside, case folded), as a share of those lines."""
+    lines = [norm(_LIST_MARK.sub("", line)).lower() for line in text.splitlines() if re.search(r"\w", line)]
+    if not lines:
+        return NO_REPEAT
+    line, copies = Counter(lines).most_common(1)[0]
+    return Repeat("line", line, copies, copies * len(words(line)), copies / len(lines))
+
+
+def top_ngram(tokens: list[str], n: int) -> Repeat:
+    """The most repeated word n-gram, with the words its occurrences cover."""
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    if not grams:
+        return NO_REPEAT
+    gram, copies = Counter(grams).most_common(1)[0]
+    covered = {j for i, g in enumerate(grams) if g == gram for j in range(i, i + n)}
+    return Repeat("ngram", " ".join(gram), copies, len(covered), len(covered) / len(tokens))
+
+
+def repetitions(text: str, rule: DegenerateRule) -> list[Repeat]:
+    """Each kind of repetition the rule weighs, measured on `text`."""
+    return [
+        *loop_runs(marked_words(text), (rule.loop_copies, rule.min_copies)),
+        tail_run(text),
+        top_line(text),
+        top_ngram(words(text), rule.ngram),
+    ]
+
+
+def excessive(r: Repeat, rule: DegenerateRule) -> bool:
+    """Whether one measured repetition is degenerate under the rule: a long back-to-back loop
+    (loop_copies copies over loop_words words); the end of the text repeating one short block; or any
+    repetition (min_copies copies, ngram_copies for an n-gram, over min_words words) that makes up more
+    than max_share of the text."""
+    if r.kind == "tail":
+        return r.copies >= rule.tail_copies and r.words >= rule.tail_chars
+    if r.copies < (rule.ngram_copies if r.kind == "ngram" else rule.min_copies) or r.words < rule.min_words:
+        return False
+    long_loop = r.kind == "loop" and r.copies >= rule.loop_copies and r.words >= rule.loop_words
+    return long_loop or r.share > rule.max_share
+
+
+def describe(r: Repeat) -> str:
+    unit = f"{r.unit[:40]!r}"
+    return {
+        "loop": f"{unit} {r.copies} times back to back ({r.share:.0%} of the words)",
+        "tail": f"the text ends repeating {unit} {r.copies} times",
+        "line": f"line {unit} {r.copies} times ({r.share:.0%} of the lines)",
+        "ngram": f"{len(r.unit.split())}-gram {unit} {r.copies} times ({r.share:.0%} of the words)",
+    }[r.kind]
+
+
+def degenerate(text: str, rule: DegenerateRule, source: str | None = None) -> Repeat | None:
+    """The first degenerate repetition of `text`, else None. With the `source` a translation was made
+    from, a repetition the source has too (at least source_ratio of the copies, of the same kind) is
+    the source's and passes: a translated song keeps its chorus, translated code its repeated lines."""
+    source_reps = None
+    for i, r in enumerate(repetitions(text, rule)):
+        if not excessive(r, rule):
+            continue
+        if source and source_reps is None:
+            source_reps = repetitions(source, rule)
+        if source_reps and source_reps[i].copies >= rule.source_ratio * r.copies:
+            continue
+        return r
+    return None
 
 
 def rule_degenerate(pair: dict, f: FilterParams) -> list[Finding]:
@@ -123,11 +277,11 @@ def rule_degenerate(pair: dict, f: FilterParams) -> list[Finding]:
         text = content(pair, s)
         if not text:
             continue
-        (line, n_line), (gram, n_gram) = repeats(text, rule.ngram)
-        if n_line >= rule.max_line_repeats:
-            out.append(Finding("degenerate", s, f"line {line[:40]!r} repeated {n_line} times"))
-        elif n_gram >= rule.max_ngram_repeats:
-            out.append(Finding("degenerate", s, f"{rule.ngram}-gram {gram!r} repeated {n_gram} times"))
+        # a source that ended in a loop or at the token limit may be degenerate itself: not a reference
+        trusted = pair.get(f"{s}_source_finish_reason") not in ("loop", "length")
+        found = degenerate(text, rule, _source(pair, s) if trusted else None)
+        if found:
+            out.append(Finding("degenerate", s, describe(found)))
     return out
 
 

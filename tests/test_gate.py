@@ -11,6 +11,8 @@ from lidr.config import load_params
 from lidr.errors import ParamsError
 from lidr.gate import (
     apply_rules,
+    degenerate,
+    describe,
     rule_degenerate,
     rule_echo,
     rule_empty,
@@ -19,6 +21,7 @@ from lidr.gate import (
     rule_length_ratio,
     rule_truncated,
     rule_wrong_language,
+    words,
 )
 from tests.conftest import ROOT
 
@@ -110,17 +113,188 @@ def test_wrong_language(f):
     assert "detected pt" in rule_wrong_language(pair(chosen=pt), f, LANGS)[0].detail
 
 
-def test_degenerate_lines_and_ngrams(f):
-    assert rule_degenerate(pair(), f) == []
-    looping_lines = "Paso 1: beber agua.\n" * 3
-    assert "line" in rule_degenerate(pair(chosen=looping_lines), f)[0].detail
-    looping_words = "y el agua es buena " * 6
-    found = rule_degenerate(pair(rejected=looping_words), f)
-    assert rules_of(found) == [("degenerate", "rejected")] and "4-gram" in found[0].detail
-    assert rule_degenerate(pair(rejected="y el agua es buena " * 5), f) == []  # 5 < max_ngram_repeats 6
-    # CJK text has no spaces: characters are the tokens
-    assert rule_degenerate(pair(chosen="你好世界。" * 6), f) != []
-    assert rule_degenerate(pair(chosen="水是生命之源，每天应该喝八杯水。"), f) == []
+# ---------------------------------------------------------------------------------------------
+# degenerate: repetition against the text's length and the source's own repetition
+
+TOPIC_ANSWER = (
+    "The Universal Declaration of Human Rights was adopted by the United Nations in Paris in 1948. "
+    "Eleanor Roosevelt chaired the committee that drafted the Universal Declaration of Human Rights, and "
+    "delegates from very different legal traditions argued over every article. The Universal Declaration "
+    "of Human Rights is not a treaty, yet two covenants signed in 1966 made most of its principles binding, "
+    "and many constitutions written since then quote the Universal Declaration of Human Rights directly. "
+    "Schools teach the Universal Declaration of Human Rights as a statement of dignity and equality, and "
+    "every year on 10 December, Human Rights Day marks the anniversary of the Universal Declaration of "
+    "Human Rights."
+)
+LYRICS = """The station lights are fading and the last train's running late,
+I've got a ticket in my pocket and a promise I can't break.
+
+So carry me home, carry me home,
+Over the hills where the wild winds roam,
+Carry me home, carry me home.
+
+My mother kept a candle burning in the kitchen glass,
+She said the storms will always come and the storms will always pass.
+
+So carry me home, carry me home,
+Over the hills where the wild winds roam,
+Carry me home, carry me home.
+
+I've seen the city towers and I've danced in borrowed shoes,
+But I hear the church bells ringing and I know I cannot lose.
+
+So carry me home, carry me home,
+Over the hills where the wild winds roam,
+Carry me home, carry me home."""
+EN_CODE = """Print the totals and the average between separator lines:
+
+print("=" * 20)
+print("Totals")
+print("=" * 20)
+print(total)
+print("=" * 20)
+print("Average")
+print("=" * 20)
+print(mean)"""
+ES_CODE = """Imprime los totales y la media entre líneas separadoras:
+
+print("=" * 20)
+print("Totales")
+print("=" * 20)
+print(total)
+print("=" * 20)
+print("Media")
+print("=" * 20)
+print(mean)"""
+NUMBERED_LOOP = """L'évidence est que on lui doit ça de cette façon :
+1. Il n'avait pas une question à faire.
+2. Il n'avait pas une question à faire.
+3. Il n'avait pas une question à faire.
+4. Il n'avait pas une question à faire.
+5. Il n'avait pas une question à faire.
+6. Il n'avait pas une question à faire."""
+INTERLEAVED = """Wir können die Frau von der
+<translation>
+Einem
+<translation>
+Aufruf
+<translation>
+Erstellen
+<translation>
+Klutz
+<translation>
+Ziehung
+<translation>
+Nachricht
+<translation>
+Tasche
+<translation>
+Zimmer"""
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        pytest.param(ES_CHOSEN, None, id="a short answer"),
+        pytest.param("No, no, no.", None, id="three words repeated: too few words to judge"),
+        pytest.param(TOPIC_ANSWER, None, id="a long answer naming its topic six times"),
+        pytest.param(LYRICS, None, id="lyrics with a chorus sung three times"),
+        pytest.param(
+            "Counting: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20.", None, id="a count"
+        ),
+        pytest.param("水是生命之源，每天应该喝八杯水。", None, id="chinese"),
+        pytest.param(
+            "Count the wins, losses and draws in one line:\n\n"
+            "wins, base, draws = sum(p > 0.5 for p in ps), sum(p < 0.5 for p in ps), sum(p == 0.5 for p in ps)\n\n"
+            "Each sum counts the comparisons that are true, since True adds as 1.",
+            None,
+            id="code repeating a statement three times",
+        ),
+        pytest.param(
+            "La creación de una gran empresa es enorme y parecilánea. La creación de una gran empresa es enorme y "
+            "parecilánea. La creación de una gran empresa es enorme y parecilánea. La creación de una gran empresa "
+            "es enorme y parecilánea. La creación de una gran empresa es enorme y parecilánea. La",
+            "loop",
+            id="a sentence five times",
+        ),
+        pytest.param("Drink water. Drink water. Drink water. Drink water.", "loop", id="a short text, one sentence"),
+        pytest.param(
+            "En esta manera, no puedes ser más eficazos en todas las maneras de la manera de la manera de la manera "
+            "de la manera de la manera de la manera",
+            "loop",
+            id="a phrase loop",
+        ),
+        pytest.param(NUMBERED_LOOP, "loop", id="a numbered line back to back"),
+        pytest.param(
+            "你好世界。你好世界。你好世界。你好世界。你好世界。你好世界。", "loop", id="chinese back to back"
+        ),
+        pytest.param("Listo para la fiesta 💵💵💵💵💵💵💵💵💵💵💵💵💵💵💵💵", "loop", id="emoji back to back"),
+        pytest.param(
+            "Бюбба такие получиться и стояться стояться стояться стояться стояться стояться", "tail", id="a loop tail"
+        ),
+        pytest.param("Ejemplos: 1234567890; 1234567890; 1234567890; 1234567890;", "tail", id="digits at the end"),
+        pytest.param(
+            "Старые имя древнецеслищей-10289437561111111111111111111111111111111111111111", "tail", id="inside a word"
+        ),
+        pytest.param(INTERLEAVED, "line", id="one line between other lines"),
+        pytest.param(
+            'Он знал, как "100%", как "100%" (3); Всемникарс их, как "100%", как "100%" (4); Наделение их, как '
+            '"100%", как "100%" (5); Бударстарда их, как "100%", как "100%" (6); Яблопа их, как "100%"',
+            "ngram",
+            id="an n-gram between changing words",
+        ),
+    ],
+)
+def test_degenerate_judges_repetition_against_the_length(f, text, found):
+    result = degenerate(text, f.degenerate)
+    assert (result.kind if result else None) == found
+    findings = rule_degenerate(pair(rejected=text), f)
+    assert rules_of(findings) == ([("degenerate", "rejected")] if found else [])
+
+
+@pytest.mark.parametrize(
+    ("source", "source_finish", "rejected"),
+    [
+        pytest.param(EN_CODE, "stop", False, id="the source repeats the line as often"),
+        pytest.param(None, None, True, id="no source"),
+        pytest.param(EN_CODE.replace('print("=" * 20)\n', "", 3), "stop", True, id="the source repeats it less"),
+        pytest.param(EN_CODE, "loop", True, id="the source ended in a loop: no reference"),
+    ],
+)
+def test_a_translation_may_repeat_what_its_source_repeats(f, source, source_finish, rejected):
+    found = rule_degenerate(pair(chosen=ES_CODE, chosen_source=source, chosen_source_finish_reason=source_finish), f)
+    assert rules_of(found) == ([("degenerate", "chosen")] if rejected else [])
+    if rejected:
+        assert found[0].detail == "line 'print(\"=\" * 20)' 4 times (44% of the lines)"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("l'océan", ["l'", "océan"]),
+        ("L’eau d’ici", ["l'", "eau", "d'", "ici"]),
+        ("Jusqu'à aujourd'hui", ["jusqu'", "à", "aujourd'", "hui"]),
+        ("dell'anno", ["dell'", "anno"]),
+        ("'quoted' words", ["quoted", "words"]),
+        ("水是生命", ["水", "是", "生", "命"]),
+        ("ok 💵💵", ["ok", "💵", "💵"]),
+        ("Это тест 2024", ["это", "тест", "2024"]),
+    ],
+)
+def test_words_split_elisions_and_characters(text, expected):
+    assert words(text) == expected
+
+
+def test_degenerate_findings_read_well(f):
+    looping = (
+        "La crieda es el cilindro de la célera. La crieda es el cilindro de la célera. La crieda es el cilindro "
+        "de la célera. La crieda es el cilindro de la célera."
+    )
+    assert describe(degenerate(looping, f.degenerate)) == (
+        "'la crieda es el cilindro de la célera' 4 times back to back (100% of the words)"
+    )
+    tail = "Такие задачи статьёzёzёzёzёzёzёzёzёzёzёzёzёzёzёzёzёz"
+    assert describe(degenerate(tail, f.degenerate)) == "the text ends repeating 'ёz' 17 times"
 
 
 def test_length_ratio_uses_the_band_of_the_non_dominant_language(f):
@@ -179,7 +353,16 @@ def _params_with(tmp_path, filter_section: str):
         ("  truncated: {sides: [both]}\n", r"filter.truncated.sides\[0\]: expected 'chosen' or 'rejected'"),
         ("  wrong_language: {min_confidence: 1.5}\n", "filter.wrong_language.min_confidence: expected 0 to 1"),
         ("  wrong_language: {confusers: [xx]}\n", r"filter.wrong_language.confusers\[0\]: unknown language code 'xx'"),
-        ("  degenerate: {max_line_repeats: 1}\n", "filter.degenerate.max_line_repeats: expected a value >= 2"),
+        ("  degenerate: {min_copies: 1}\n", "filter.degenerate.min_copies: expected a value >= 2"),
+        ("  degenerate: {ngram_copies: 1}\n", "filter.degenerate.ngram_copies: expected a value >= 2"),
+        ("  degenerate: {tail_copies: 0}\n", "filter.degenerate.tail_copies: expected a value >= 2"),
+        ("  degenerate: {loop_copies: 1}\n", "filter.degenerate.loop_copies: expected a value >= 2"),
+        ("  degenerate: {ngram: 0}\n", "filter.degenerate.ngram: expected a value >= 1"),
+        ("  degenerate: {loop_words: 0}\n", "filter.degenerate.loop_words: expected a value >= 1"),
+        ("  degenerate: {max_share: 1.5}\n", "filter.degenerate.max_share: expected a share above 0 and at most 1"),
+        ("  degenerate: {source_ratio: 0}\n", "filter.degenerate.source_ratio: expected a share above 0"),
+        ("  degenerate: {max_share: high}\n", "filter.degenerate.max_share: expected float, got 'high'"),
+        ("  degenerate: {max_line_repeats: 3}\n", "unknown key filter.degenerate.max_line_repeats"),
         ("  length_ratio: {bands: {es: [2, 1]}}\n", r"filter.length_ratio.bands.es: expected \[low, high\]"),
         ("  length_ratio: {bands: {es: [0.5, 2]}}\n", "filter.length_ratio.bands: no band for language 'de'"),
         ("  suite: {min_kept_share: 2}\n", "filter.suite.min_kept_share: expected 0 to 1"),
