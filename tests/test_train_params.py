@@ -19,7 +19,7 @@ def with_train(**changes):
 
 def test_defaults():
     t = with_train().train
-    assert (t.launch, t.save_steps, t.precompute_ref_log_probs) == ("cpu", 10, False)
+    assert (t.launch, t.save_steps, t.precompute_ref_log_probs) == ("cpu", 10, True)
 
 
 @pytest.mark.parametrize("launch", ["cpu", "single_gpu", "multi_gpu"])
