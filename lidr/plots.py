@@ -70,3 +70,27 @@ def across_iterations(
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+def training_curves(
+    path: str | Path, title: str, curves: Mapping[str, Sequence[tuple[float, float]]], ylabel: str
+) -> None:
+    """Draw one line per iteration (`curves[model]` = [(step, value), ...]) over the optimizer steps; save as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    for model, points in curves.items():
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=model)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if any(curves.values()):
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)

@@ -2,16 +2,25 @@
 
 Reads metrics/eval (MGSM, language fidelity, paired comparisons with m0), metrics/preference (held-out
 preference accuracy), metrics/judge (LLM-judge win rates and the judge's mass on its verdict tokens),
-metrics/gate (pairs kept per language and type) and metrics/cost (each stage's seconds and tokens/s, written
-to their own report, since they differ from run to run).
+metrics/gate (pairs kept per language and type), metrics/train (the final training loss), dvclive (training
+curves) and metrics/cost (each stage's seconds and tokens/s, written to their own report, since they differ
+from run to run).
 
-Writes metrics/summary.json (the newest iteration's headline measures under stable keys, so `dvc metrics
-diff` across per-iteration commits compares like with like), a wide CSV per measure for `dvc plots` (one
-row per model, one column per language) and a Markdown report that states whether the effect is
-significant.
+Writes
+- metrics/summary.json: the newest iteration's headline measures, averaged over the trained languages, under
+  keys that are the same for every iteration (`dvc metrics show`, `dvc metrics diff` across per-iteration
+  commits, `dvc exp show`): iteration, fidelity, fidelity_gain (paired difference with m0), heldout_x_acc,
+  mgsm, kept_x_pairs, train_loss;
+- metrics/headline/<model>/<lang>.json (and avg.json): the same measures, with heldout_en_acc and win_rate,
+  per model and language: a compact second group (`dvc metrics show -R metrics/headline`);
+- plots/<measure>.csv: one row per model and language (iteration, model, lang, value, low, high), drawn by
+  `dvc plots show` with the models on the x axis; plots/training_<curve>.csv: one row per iteration and step;
+  PNGs of the headline measures and the training loss, embedded in the report;
+- metrics/report.md: every table, and one sentence on whether the effect is significant; metrics/cost.md.
 
     python -m stages.summarize --evals metrics/eval --judges metrics/judge --preference metrics/preference \
-        --gates metrics/gate --costs metrics/cost --summary metrics/summary.json --plots plots \
+        --gates metrics/gate --costs metrics/cost --trains metrics/train --live dvclive \
+        --summary metrics/summary.json --headline metrics/headline --plots plots \
         --report metrics/report.md --cost-report metrics/cost.md
 """
 
@@ -74,6 +83,78 @@ def verdict(newest: str, pref: dict, evals: dict, others: list[str]) -> tuple[st
     return sentence, counts
 
 
+# dvclive's curves of each training run, drawn with one line per iteration
+TRAINING_CURVES = ("loss", "nll", "dpo_loss", "rewards/margins", "rewards/accuracies", "learning_rate")
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def headline(
+    model: str, ev: dict, judge: dict, pref: dict | None, gate: dict | None, train: dict | None, trained: list[str]
+) -> dict[str, dict]:
+    """The headline measures of one model: {lang: {measure: value}} for every language measured, and "avg" over
+    the trained languages (held-out accuracy pooled over their pairs). A measure the model lacks (m0 has no
+    held-out accuracy, kept pairs or training loss) is left out, so every key reads the same in every file."""
+    fid, vs_m0 = ev["fidelity"], ev.get("vs_m0", {}).get("fidelity", {})
+    heldout = (pref or {}).get("heldout", {})
+    kept = (gate or {}).get("kept_by_type", {}).get("x", {})
+    langs = dict.fromkeys([*(k for k in fid if k != "all"), *ev["mgsm"], *judge["alpaca"]])
+
+    def one(lang: str) -> dict:
+        row = {
+            "fidelity": fid.get(lang, {}).get("share"),
+            "fidelity_gain": vs_m0.get(lang, {}).get("diff"),
+            "heldout_x_acc": heldout.get("x", {}).get(lang, {}).get("accuracy", {}).get("share"),
+            "heldout_en_acc": heldout.get("en", {}).get(lang, {}).get("accuracy", {}).get("share"),
+            "mgsm": ev["mgsm"].get(lang, {}).get("accuracy"),
+            "win_rate": judge["alpaca"].get(lang, {}).get("win_rate"),
+            "kept_x_pairs": kept.get(lang, 0) if gate is not None and lang in trained else None,
+        }
+        return {k: v for k, v in row.items() if v is not None}
+
+    out = {lang: one(lang) for lang in langs}
+    avg = {
+        "fidelity": _mean(fid.get(x, {}).get("share") for x in trained),
+        "fidelity_gain": _mean(vs_m0.get(x, {}).get("diff") for x in trained) if vs_m0 else None,
+        "heldout_x_acc": heldout.get("x", {}).get("all", {}).get("accuracy", {}).get("share"),
+        "heldout_en_acc": heldout.get("en", {}).get("all", {}).get("accuracy", {}).get("share"),
+        "mgsm": ev["mgsm_avg"]["accuracy"],
+        "win_rate": judge.get("alpaca_avg", {}).get("win_rate"),
+        "kept_x_pairs": sum(kept.get(x, 0) for x in trained) if gate is not None else None,
+        "train_loss": train.get("final_loss") if train else None,
+    }
+    out["avg"] = {k: v for k, v in avg.items() if v is not None}
+    return out
+
+
+def long_table(models: list[str], values: dict[str, dict[str, tuple | None]]) -> pl.DataFrame:
+    """One row per model and language: iteration index, model, language, value and its 95% interval."""
+    rows = [
+        {"iteration": i, "model": m, "lang": lang, "value": v[0], "low": v[1], "high": v[2]}
+        for i, m in enumerate(models)
+        for lang, v in values.get(m, {}).items()
+        if v is not None
+    ]
+    schema = {"iteration": pl.Int64, "model": pl.String, "lang": pl.String}
+    return pl.DataFrame(rows, schema={**schema, "value": pl.Float64, "low": pl.Float64, "high": pl.Float64})
+
+
+def training_curve(live: Path, iterations: list[str], name: str) -> list[dict]:
+    """dvclive's `<live>/<it>/plots/metrics/<name>.tsv` of every iteration, as rows {model, step, value}."""
+    rows = []
+    for it in iterations:
+        path = live / it / "plots" / "metrics" / f"{name}.tsv"
+        if not path.exists():
+            raise DataError(f"{path}: missing; run `dvc repro train@{it}` to write the training curves")
+        df = pl.read_csv(path, separator="\t")
+        column = name.rsplit("/", 1)[-1]
+        rows += [{"model": it, "step": int(s), "value": float(v)} for s, v in zip(df["step"], df[column], strict=True)]
+    return rows
+
+
 def main(args) -> None:
     params = stage.params_of(args)
     iters = iteration_order(params)
@@ -85,88 +166,64 @@ def main(args) -> None:
     pref = {m: read(Path(args.preference) / f"{m}.json", f"score {m} on the held-out pairs") for m in iters}
     gates = {b: read(Path(args.gates) / f"{b}.json", f"filter {b}'s pairs") for b in [*iters, "heldout"]}
 
-    # --- summary.json: the newest iteration's headline measures
-    e, j, pr = evals[newest], judges[newest], pref.get(newest, {}).get("heldout", {})
+    trains = {m: read(Path(args.trains) / f"{m}.json", f"train {m}") for m in iters}
     sentence, counts = verdict(newest, pref, evals, others)
-    summary = {
-        "model": len(models) - 1,
-        "fidelity": {lang: m["share"] for lang, m in e["fidelity"].items()},
-        "fidelity_vs_m0": {lang: m["diff"] for lang, m in e.get("vs_m0", {}).get("fidelity", {}).items()},
-        "heldout_accuracy": {
-            t: {lang: m["accuracy"]["share"] for lang, m in per_lang.items()} for t, per_lang in pr.items()
-        },
-        "mgsm": {lang: {"accuracy": m["accuracy"]} for lang, m in e["mgsm"].items()},
-        "mgsm_avg": {"accuracy": e["mgsm_avg"]["accuracy"]},
-        "alpaca": {lang: {"win_rate": m["win_rate"]} for lang, m in j["alpaca"].items()},
-        "kept_x_pairs": gates[newest].get("kept_by_type", {}).get("x", {}) if newest in gates else {},
-        "goal": counts,
-    }
-    write_json(args.summary, summary)
 
-    # --- plots: one CSV per measure, one row per model, one column per language
-    def wide(values: dict[str, dict[str, float | None]]) -> pl.DataFrame:
-        rows = [{"step": i, "model": m, **values[m]} for i, m in enumerate(models) if m in values]
-        return pl.DataFrame(rows)
+    # --- headline measures: per model and language, and averaged over the trained languages
+    heads = {m: headline(m, evals[m], judges[m], pref.get(m), gates.get(m), trains.get(m), others) for m in models}
+    # one row that fits a 120-column `dvc metrics show`: the headline files hold the English pairs and win rate
+    summary = {"iteration": len(models) - 1, **heads[newest]["avg"]}
+    summary = {k: v for k, v in summary.items() if k not in ("heldout_en_acc", "win_rate")}
+
+    # --- plots: one long CSV per measure (model, language, value, 95% interval), a PNG for the report
+    def point(v: dict | None, value: str = "share") -> tuple | None:
+        if not v or v.get(value) is None:
+            return None
+        ci = v.get("ci95" if value == "share" else "accuracy_ci95")
+        return (v[value], *ci) if ci else (v[value], None, None)
 
     measures = {
-        "mgsm_accuracy": {m: {k: v["accuracy"] for k, v in evals[m]["mgsm"].items()} for m in models},
-        "mgsm_off_target_rate": {m: {k: v["off_target_rate"] for k, v in evals[m]["mgsm"].items()} for m in models},
-        "language_fidelity": {
-            m: {k: v["share"] for k, v in evals[m]["fidelity"].items() if k != "all"} for m in models
-        },
-        "alpaca_win_rate": {m: {k: v["win_rate"] for k, v in judges[m]["alpaca"].items()} for m in models},
         "heldout_x_pair_accuracy": {
-            BASE_MODEL_KEY: {x: 0.0 for x in others},
-            **{
-                m: {k: v["accuracy"]["share"] for k, v in pref[m]["heldout"].get("x", {}).items() if k != "all"}
-                for m in iters
-            },
+            m: {k: point(v["accuracy"]) for k, v in pref[m]["heldout"].get("x", {}).items()} for m in iters
+        },
+        "heldout_en_pair_accuracy": {
+            m: {k: point(v["accuracy"]) for k, v in pref[m]["heldout"].get("en", {}).items()} for m in iters
+        },
+        "language_fidelity": {m: {k: point(v) for k, v in evals[m]["fidelity"].items()} for m in models},
+        "mgsm_accuracy": {m: {k: point(v, "accuracy") for k, v in evals[m]["mgsm"].items()} for m in models},
+        "mgsm_off_target_rate": {
+            m: {k: (v["off_target_rate"], None, None) for k, v in evals[m]["mgsm"].items()} for m in models
+        },
+        "alpaca_win_rate": {
+            m: {k: (v["win_rate"], None, None) for k, v in judges[m]["alpaca"].items() if v["win_rate"] is not None}
+            for m in models
         },
     }
-
-    def with_ci(per_model: dict[str, dict], pick) -> dict[str, dict]:
-        return {m: {k: pick(v) for k, v in d.items() if k != "all"} for m, d in per_model.items()}
-
-    def share_point(v: dict):
-        return None if v.get("share") is None else (v["share"], *v["ci95"])
-
     pictures = {
-        "heldout_x_pair_accuracy": (
-            "Held-out preference accuracy, x-prompt pairs (95% CI)",
-            "accuracy (margin > 0)",
-            0.5,
-            with_ci({m: pref[m]["heldout"].get("x", {}) for m in iters}, lambda v: share_point(v["accuracy"])),
-        ),
-        "language_fidelity": (
-            "Language fidelity: answers in the asked language (95% CI)",
-            "share of answers",
-            None,
-            with_ci({m: evals[m]["fidelity"] for m in models}, share_point),
-        ),
-        "mgsm_accuracy": (
-            "MGSM accuracy (95% CI)",
-            "accuracy",
-            None,
-            {
-                m: {
-                    k: (v["accuracy"], *v["accuracy_ci95"]) if v.get("accuracy_ci95") else v["accuracy"]
-                    for k, v in evals[m]["mgsm"].items()
-                }
-                for m in models
-            },
-        ),
-        "alpaca_win_rate": (
-            "LLM-judge win rate against the reference (%)",
-            "win rate (%)",
-            50.0,
-            measures["alpaca_win_rate"],
-        ),
+        "heldout_x_pair_accuracy": ("Held-out preference accuracy, x-prompt pairs (95% CI)", "accuracy", 0.5),
+        "language_fidelity": ("Language fidelity: answers in the asked language (95% CI)", "share of answers", None),
+        "mgsm_accuracy": ("MGSM accuracy (95% CI)", "accuracy", None),
+        "alpaca_win_rate": ("LLM-judge win rate against the reference (%)", "win rate (%)", 50.0),
     }
+    curves = {name: training_curve(Path(args.live), iters, name) for name in TRAINING_CURVES}
     with atomic_path(args.plots, directory=True) as tmp:
         for name, values in measures.items():
-            wide(values).write_csv(tmp / f"{name}.csv")
-        for name, (title, ylabel, chance, values) in pictures.items():
+            long_table(models, values).write_csv(tmp / f"{name}.csv")
+        for name, (title, ylabel, chance) in pictures.items():
+            values = {m: {k: v for k, v in d.items() if k != "all"} for m, d in measures[name].items()}
             plots.across_iterations(tmp / f"{name}.png", title, models, values, ylabel, chance=chance)
+        for name, rows in curves.items():
+            pl.DataFrame(rows, schema={"model": pl.String, "step": pl.Int64, "value": pl.Float64}).write_csv(
+                tmp / f"training_{name.replace('/', '_')}.csv"
+            )
+        loss = {m: [(r["step"], r["value"]) for r in curves["loss"] if r["model"] == m] for m in iters}
+        plots.training_curves(tmp / "training_loss.png", "Training loss (DPO + NLL) per iteration", loss, "loss")
+    with atomic_path(args.headline, directory=True) as tmp:
+        for m, per_lang in heads.items():
+            (tmp / m).mkdir()
+            for lang, values in per_lang.items():
+                write_json(tmp / m / f"{lang}.json", values)
+    write_json(args.summary, summary)
 
     # --- the report; pictures are linked relative to the report's folder
     def picture(name: str) -> str:
@@ -256,6 +313,14 @@ def main(args) -> None:
                 ]
             )
     report.append(table(["block", "pair type", *others, "kept (all types)", "pairs (all types)"], rows))
+    report += [
+        "\n## Training\n",
+        f"![training loss per iteration]({picture('training_loss')})\n",
+        table(
+            ["model", "pairs", "steps", "final loss", "final NLL"],
+            [[m, t["pairs"], t["steps"], t["final_loss"], t["final_nll"]] for m, t in trains.items()],
+        ),
+    ]
     report.append(
         f"\nEach stage's seconds and tokens/s: {Path(args.cost_report).name} (they differ from run to run).\n"
     )
@@ -280,7 +345,10 @@ if __name__ == "__main__":
         "--preference",
         "--gates",
         "--costs",
+        "--trains",
+        "--live",
         "--summary",
+        "--headline",
         "--plots",
         "--report",
         "--cost-report",

@@ -107,7 +107,7 @@ def share(k, n):
 def test_summarize_writes_summary_plots_and_report(tmp_path):
     from lidr.stats import mean_interval, paired_shares
 
-    dirs = {name: tmp_path / name for name in ("eval", "judge", "preference", "gate", "cost")}
+    dirs = {name: tmp_path / name for name in ("eval", "judge", "preference", "gate", "cost", "train")}
     for d in dirs.values():
         d.mkdir()
     langs = ("en", "es", "de", "fr", "ru")
@@ -132,6 +132,19 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
             (dirs["preference"] / f"{model}.json").write_text(json.dumps({"heldout": {"x": x}}))
             gate = {"total": {"kept": 7, "rejected": 3}, "kept_by_type": {"x": {"es": 3, "de": 1}, "en": {"es": 3}}}
             (dirs["gate"] / f"{model}.json").write_text(json.dumps(gate))
+            train = {"pairs": 7, "steps": 2, "final_loss": 1.5 - 0.25 * step, "final_nll": 1.0, "train_loss": 1.6}
+            (dirs["train"] / f"{model}.json").write_text(json.dumps(train))
+            for curve, column in [
+                ("loss", "loss"),
+                ("nll", "nll"),
+                ("dpo_loss", "dpo_loss"),
+                ("rewards/margins", "margins"),
+                ("rewards/accuracies", "accuracies"),
+                ("learning_rate", "learning_rate"),
+            ]:
+                f = tmp_path / "dvclive" / model / "plots" / "metrics" / f"{curve}.tsv"
+                f.parent.mkdir(parents=True, exist_ok=True)
+                f.write_text(f"step\t{column}\n0\t2.0\n1\t{1.0 + step}\n")
         (dirs["eval"] / f"{model}.json").write_text(json.dumps(ev))
         alpaca = {lang: {"win_rate": 10.0 + step, "n": 3, "n_failed": 0, "verdict_mass": 0.01} for lang in langs}
         (dirs["judge"] / f"{model}.json").write_text(json.dumps({"judge": "local:m0", "alpaca": alpaca}))
@@ -147,25 +160,59 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
         preference=str(dirs["preference"]),
         gates=str(dirs["gate"]),
         costs=str(dirs["cost"]),
+        trains=str(dirs["train"]),
+        live=str(tmp_path / "dvclive"),
         summary=str(tmp_path / "summary.json"),
+        headline=str(tmp_path / "headline"),
         plots=str(tmp_path / "plots"),
         report=str(tmp_path / "report.md"),
         cost_report=str(tmp_path / "cost.md"),
     )
     summarize.main(args)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["model"] == 2 and summary["alpaca"]["es"] == {"win_rate": 12.0}
-    assert summary["fidelity"]["es"] == 1.0 and summary["fidelity_vs_m0"]["es"] == 1.0
-    assert summary["heldout_accuracy"]["x"]["ru"] == 0.5 and summary["kept_x_pairs"] == {"es": 3, "de": 1}
-    # x pairs: 3 of 4 languages above chance (ru is not); fidelity: 3 of 4 above m0
-    assert summary["goal"] == {"x_pairs_above_chance": 3, "fidelity_above_m0": 3, "trained_languages": 4}
+    # the newest model, averaged over the trained languages es de fr ru (the made-up files have no pooled
+    # held-out accuracy and no average win rate: those keys are left out)
+    assert summary == {
+        "iteration": 2,
+        "fidelity": 1.0,
+        "fidelity_gain": 0.75,
+        "mgsm": 0.0,
+        "kept_x_pairs": 4,
+        "train_loss": 1.0,
+    }
+    es = json.loads((tmp_path / "headline" / "m2" / "es.json").read_text())
+    assert es == {
+        "fidelity": 1.0,
+        "fidelity_gain": 1.0,
+        "heldout_x_acc": 0.9,
+        "mgsm": 0.0,
+        "win_rate": 12.0,
+        "kept_x_pairs": 3,
+    }
+    assert json.loads((tmp_path / "headline" / "m2" / "ru.json").read_text())["heldout_x_acc"] == 0.5
+    m0 = json.loads((tmp_path / "headline" / "m0" / "es.json").read_text())
+    assert m0 == {"fidelity": 0.6, "mgsm": 0.0, "win_rate": 10.0}  # no held-out accuracy, pairs or loss for m0
     with open(tmp_path / "plots" / "language_fidelity.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert [(r["model"], r["es"]) for r in rows] == [("m0", "0.6"), ("m1", "0.8"), ("m2", "1.0")]
+        rows = [r for r in csv.DictReader(f) if r["lang"] == "es"]
+    assert [(r["iteration"], r["model"], r["value"], r["low"]) for r in rows] == [
+        ("0", "m0", "0.6", "0.3127"),
+        ("1", "m1", "0.8", "0.4902"),
+        ("2", "m2", "1.0", "0.7225"),
+    ]
     with open(tmp_path / "plots" / "heldout_x_pair_accuracy.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert [(r["model"], r["de"]) for r in rows] == [("m0", "0.0"), ("m1", "0.9"), ("m2", "0.9")]
+        rows = [r for r in csv.DictReader(f) if r["lang"] == "de"]
+    assert [(r["model"], r["value"]) for r in rows] == [("m1", "0.9"), ("m2", "0.9")]  # none for m0
+    with open(tmp_path / "plots" / "training_rewards_margins.csv") as f:
+        assert [(r["model"], r["step"], r["value"]) for r in csv.DictReader(f)] == [
+            ("m1", "0", "2.0"),
+            ("m1", "1", "2.0"),
+            ("m2", "0", "2.0"),
+            ("m2", "1", "3.0"),
+        ]
+    for png in ("language_fidelity", "heldout_x_pair_accuracy", "mgsm_accuracy", "training_loss"):
+        assert (tmp_path / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     report = (tmp_path / "report.md").read_text()
+    assert "![language fidelity](plots/language_fidelity.png)" in report
     assert "**Goal not reached.**" in report and "in 3 of 4 trained languages (es, de, fr)" in report
     assert "| m2 | x | de | 0.90 [0.60, 0.98] (n=10) | +1.500 [+0.520, +2.480] | 0.02 |" in report
     # all 10 gained: Agresti-Min d = 10/12, se = sqrt(11 - 100/12) / 12, upper end clipped to 1

@@ -99,6 +99,9 @@ SCHEMAS = {
         "verdict",
         "ok",
         "error",
+        "orders_used",
+        "order_disagreement",
+        "identical_outputs",
     },
 }
 
@@ -150,10 +153,18 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
         pref = json.loads((project / f"metrics/preference/{it}.json").read_text())
         assert pref["heldout"] and all("all" in per_lang for per_lang in pref["heldout"].values())
     summary = json.loads((project / "metrics/summary.json").read_text())
-    assert set(summary["mgsm"]) == {"en", "es"} and summary["model"] == 2
-    assert set(summary["alpaca"]) == {"en", "es"} and set(summary["fidelity"]) == {"en", "es", "all"}
+    assert summary["iteration"] == 2
+    assert {"fidelity", "fidelity_gain", "heldout_x_acc", "mgsm", "kept_x_pairs", "train_loss"} <= set(summary)
+    assert all(isinstance(v, int | float) for v in summary.values())  # one flat row for `dvc metrics show`
+    for model in ("m0", "m1", "m2"):
+        assert {p.name for p in (project / "metrics/headline" / model).iterdir()} == {"en.json", "es.json", "avg.json"}
     for name in ("alpaca_win_rate", "language_fidelity", "heldout_x_pair_accuracy", "mgsm_accuracy"):
         assert (project / f"plots/{name}.csv").exists(), name
+        assert (project / f"plots/{name}.png").exists(), name
+    assert (project / "plots/training_loss.csv").read_text().count("\nm2,") >= 1
+    # `dvc metrics show` reads the summary only: one compact row
+    shown = dvc(project, "metrics", "show", "--json")
+    assert [list(rev["data"]) for rev in json.loads(shown).values()] == [["metrics/summary.json"]]
     report = (project / "metrics/report.md").read_text()
     assert "| m0 |" in report and "Held-out preference accuracy" in report and "Goal" in report
     for name in ("data/m1/responses.meta.json", "data/m1/eval_answers.meta.json", "models/m1/lidr.meta.json"):
