@@ -116,7 +116,7 @@ def copy_project(dest: Path) -> Path:
         "dvclive",
         "plots",
     )
-    for name in ("dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore"):
+    for name in ("dvc.yaml", "params.yaml", "pyproject.toml", ".gitignore", ".dvcignore"):
         shutil.copy2(ROOT / name, dest / name)
     for name in ("lidr", "stages", "data", "tests", "configs", ".dvc"):
         shutil.copytree(ROOT / name, dest / name, ignore=ignore)

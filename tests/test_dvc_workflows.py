@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 def test_one_iteration_at_a_time_then_metrics_diff(tmp_path):
     """Commit after m1; add m2 to params.yaml; `dvc repro` runs only m2's stages (and the summary), and
     `dvc metrics diff` shows m1 -> m2 on the same keys of the newest-iteration file."""
+    (tmp_path / "project").mkdir()
     project = copy_project(tmp_path / "project")
     params = yaml.safe_load((ROOT / "tests" / "fixtures" / "tiny_params.yaml").read_text())
     m2 = params["iterations"].pop("m2")
