@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lidr.config import load_params
+from lidr.config import chain_order, load_params
 from lidr.errors import LidrError
 
 
@@ -21,11 +21,17 @@ def main(argv: list[str] | None = None) -> int:
     except LidrError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    iters = ", ".join(f"{k} (from {v.start})" for k, v in p.iterations.items())
+    runs = chain_order(p)
+    iters = "; ".join(
+        f"chain {c}: " + ", ".join(f"{k} (from {p.iterations[k].start})" for k in ks) for c, ks in runs.items()
+    )
+    idle = [c for c in p.chains if c not in runs]
+    if idle:
+        iters += f"; chains without iterations (not run): {', '.join(idle)}"
     others = ", ".join(p.languages.others)
     print(
         f"{args.params}: ok. model {p.model.base}; languages {p.languages.dominant} + {others};"
-        f" iterations {iters}; backend {p.generation.backend}"
+        f" {iters}; backend {p.generation.backend}"
     )
     return 0
 

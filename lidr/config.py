@@ -8,6 +8,7 @@ expected, before any model is loaded. `python -m lidr.check` runs the same check
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from lidr.languages import UnknownLanguageError, language_name
 
 EMBEDDED_MODEL = "embedded"
 BASE_MODEL_KEY = "m0"
+CHAIN_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,9 @@ class LanguageParams:
 
 @dataclass(frozen=True)
 class Iteration:
-    start: str  # the model this iteration trains from: "m0" or another iteration's key
-    round: int  # which disjoint block of prompts it samples
+    chain: str  # the chain it belongs to (a key of `chains`); its key is "<chain>-<name>", e.g. general-m1
+    start: str  # the model this iteration trains from: "m0" or an earlier iteration of the same chain
+    round: int  # which disjoint block of the chain's prompts it samples
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,11 @@ class PromptSource:
 
 
 @dataclass(frozen=True)
-class PromptParams:
+class ChainParams:
+    """One chain's prompts: each chain trains its own models from m0 (the authors ran two: general, math)."""
+
     sources: tuple[PromptSource, ...]
-    parallel: str | None = None  # optional JSONL of {"id", "lang", "text"}: prompts already translated
+    parallel: str | None  # JSONL of {"id", "lang", "text"}: prompts already translated; null: self-translate
 
 
 @dataclass(frozen=True)
@@ -254,8 +259,8 @@ class Params:
     nll_weight: float
     model: ModelParams
     languages: LanguageParams
+    chains: dict[str, ChainParams]
     iterations: dict[str, Iteration]
-    prompts: PromptParams
     heldout: HeldoutParams = field(default_factory=HeldoutParams)
     generation: GenerationParams = field(default_factory=GenerationParams)
     filter: FilterParams = field(default_factory=FilterParams)
@@ -266,6 +271,15 @@ class Params:
         if key not in self.iterations:
             raise ParamsError(f"iterations: no iteration {key!r}; params.yaml defines {sorted(self.iterations)}")
         return self.iterations[key]
+
+    def chain(self, key: str) -> ChainParams:
+        """The prompts of the chain that iteration `key` belongs to."""
+        return self.chains[self.iteration(key).chain]
+
+    @property
+    def training_sources(self) -> tuple[PromptSource, ...]:
+        """Every chain's prompt sources (the held-out block must share nothing with any of them)."""
+        return tuple(src for c in self.chains.values() for src in c.sources)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,11 +425,19 @@ def _check_ranges(p: Params) -> None:
         raise ParamsError("generation.gpu_memory_utilization: expected a value in (0, 1]")
     if not 0.0 <= p.train.lora.lora_dropout < 1.0:
         raise ParamsError(f"train.lora.lora_dropout: expected 0 <= value < 1, got {p.train.lora.lora_dropout}")
-    for i, src in enumerate(p.prompts.sources):
-        if src.n <= 0:
-            raise ParamsError(f"prompts.sources[{i}].n: expected a value > 0, got {src.n}")
-    if not p.prompts.sources:
-        raise ParamsError("prompts.sources: expected at least one prompt source")
+    if not p.chains:
+        raise ParamsError("chains: expected at least one chain, e.g. general: {sources: [...], parallel: null}")
+    for name, chain in p.chains.items():
+        if not CHAIN_NAME.fullmatch(name):
+            raise ParamsError(
+                f"chains.{name}: expected a name of lower-case letters, digits and _ (it starts each of its "
+                "iterations' keys and stage names, e.g. general-m1)"
+            )
+        if not chain.sources:
+            raise ParamsError(f"chains.{name}.sources: expected at least one prompt source")
+        for i, src in enumerate(chain.sources):
+            if src.n <= 0:
+                raise ParamsError(f"chains.{name}.sources[{i}].n: expected a value > 0, got {src.n}")
     for i, src in enumerate(p.heldout.sources):
         if src.n <= 0:
             raise ParamsError(f"heldout.sources[{i}].n: expected a value > 0, got {src.n}")
@@ -524,28 +546,44 @@ def _check_filter(p: Params) -> None:
 
 def _check_iterations(p: Params) -> None:
     if not p.iterations:
-        raise ParamsError("iterations: expected at least one iteration, e.g. m1: {start: m0, round: 0}")
+        raise ParamsError(
+            "iterations: expected at least one iteration, e.g. general-m1: {chain: general, start: m0, round: 0}"
+        )
     if BASE_MODEL_KEY in p.iterations:
         raise ParamsError(
             f"iterations.{BASE_MODEL_KEY}: {BASE_MODEL_KEY!r} names the starting model, not an iteration"
         )
-    rounds: dict[int, str] = {}
+    rounds: dict[tuple[str, int], str] = {}
     for key, it in p.iterations.items():
+        if it.chain not in p.chains:
+            raise ParamsError(
+                f"iterations.{key}.chain: no chain {it.chain!r}; expected one of {sorted(p.chains)} (see chains)"
+            )
+        if not key.startswith(f"{it.chain}-") or key == f"{it.chain}-":
+            raise ParamsError(
+                f"iterations.{key}: the key must start with its chain's name, e.g. {it.chain}-m1 "
+                "(stage names and folders say the chain)"
+            )
+        if it.start == key:
+            raise ParamsError(f"iterations.{key}.start: an iteration cannot start from itself")
         if it.start != BASE_MODEL_KEY and it.start not in p.iterations:
             raise ParamsError(
                 f"iterations.{key}.start: model {it.start!r} does not exist; expected {BASE_MODEL_KEY!r} "
                 f"or one of {sorted(p.iterations)}"
             )
-        if it.start == key:
-            raise ParamsError(f"iterations.{key}.start: an iteration cannot start from itself")
+        if it.start != BASE_MODEL_KEY and p.iterations[it.start].chain != it.chain:
+            raise ParamsError(
+                f"iterations.{key}.start: {it.start!r} belongs to chain {p.iterations[it.start].chain!r}; "
+                f"an iteration starts from m0 or from an iteration of its own chain ({it.chain!r})"
+            )
         if it.round < 0:
             raise ParamsError(f"iterations.{key}.round: expected a value >= 0, got {it.round}")
-        if it.round in rounds:
+        if (it.chain, it.round) in rounds:
             raise ParamsError(
-                f"iterations.{key}.round: round {it.round} is also used by {rounds[it.round]}; "
-                "each iteration needs its own block of prompts"
+                f"iterations.{key}.round: round {it.round} is also used by {rounds[it.chain, it.round]}; "
+                "each iteration of a chain needs its own block of prompts"
             )
-        rounds[it.round] = key
+        rounds[it.chain, it.round] = key
     for key in p.iterations:  # no cycles
         seen, cur = set(), key
         while cur != BASE_MODEL_KEY:
@@ -598,5 +636,14 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 
 def iteration_order(p: Params) -> list[str]:
-    """Iteration keys from the first trained model to the newest (by round)."""
-    return sorted(p.iterations, key=lambda k: p.iterations[k].round)
+    """Iteration keys chain by chain (in the order of `chains`), each chain from its first model to its newest."""
+    chains = list(p.chains)
+    return sorted(p.iterations, key=lambda k: (chains.index(p.iterations[k].chain), p.iterations[k].round))
+
+
+def chain_order(p: Params) -> dict[str, list[str]]:
+    """{chain: its iteration keys, first to newest} for every chain that has iterations."""
+    out: dict[str, list[str]] = {}
+    for key in iteration_order(p):
+        out.setdefault(p.iterations[key].chain, []).append(key)
+    return out

@@ -1,12 +1,13 @@
-"""Sample this iteration's English prompts: a seeded block per source, disjoint across iterations.
+"""Sample this iteration's English prompts from its chain's sources: a seeded block per source, disjoint across
+the chain's iterations (each takes the block of its round).
 
 With `--heldout`, the fixed held-out block instead (`heldout.sources`, each source's first n prompts
-of its seeded order), checked to share no id and no text with any training source: no iteration
+of its seeded order), checked to share no id and no text with any chain's source: no iteration
 ever trains on it.
 
 Output record: {"id", "kind": "general"|"math", "text", "source"}
 
-    python -m stages.sample --iteration m1 --out data/m1/prompts_en.jsonl
+    python -m stages.sample --iteration general-m1 --out data/general-m1/prompts_en.jsonl
     python -m stages.sample --heldout --out data/heldout/prompts_en.jsonl
 """
 
@@ -20,10 +21,10 @@ from lidr.io import write_jsonl
 def main(args) -> None:
     params = stage.params_of(args)
     if args.heldout:
-        prompts = heldout_prompts(params.heldout.sources, params.prompts.sources, params.seed)
+        prompts = heldout_prompts(params.heldout.sources, params.training_sources, params.seed)
     else:
         it = params.iteration(args.iteration)
-        prompts = sample_prompts(params.prompts.sources, it.round, params.seed)
+        prompts = sample_prompts(params.chain(args.iteration).sources, it.round, params.seed)
     write_jsonl(args.out, prompts)
     print(pl.DataFrame(prompts).group_by("kind").len().sort("kind"))
 

@@ -10,11 +10,13 @@ Writes
 - metrics/summary.json: the newest iteration's headline measures, averaged over the trained languages, under
   keys that are the same for every iteration (`dvc metrics show`, `dvc metrics diff` across per-iteration
   commits, `dvc exp show`): iteration, fidelity, fidelity_gain (paired difference with m0), heldout_x_acc,
-  mgsm, kept_x_pairs, train_loss;
+  mgsm, kept_x_pairs, train_loss; with more than one chain running, one such object per chain
+  ({"general": {...}, "math": {...}});
 - metrics/headline/<model>/<lang>.json (and avg.json): the same measures, with heldout_en_acc and win_rate,
   per model and language: a compact second group (`dvc metrics show -R metrics/headline`);
 - plots/<measure>.csv: one row per model and language (iteration, model, lang, value, low, high), drawn by
-  `dvc plots show` with the models on the x axis; plots/training_<curve>.csv: one row per iteration and step;
+  `dvc plots show` with the models on the x axis (with several chains, each line is "<chain>:<lang>" and starts
+  at m0); plots/training_<curve>.csv: one row per iteration and step;
   PNGs of the headline measures and the training loss, embedded in the report;
 - metrics/report.md: every table, and one sentence on whether the effect is significant; metrics/cost.md.
 
@@ -31,7 +33,7 @@ from pathlib import Path
 import polars as pl
 
 from lidr import plots, stage
-from lidr.config import BASE_MODEL_KEY, iteration_order
+from lidr.config import BASE_MODEL_KEY, chain_order, iteration_order
 from lidr.errors import DataError
 from lidr.io import atomic_path, write_json, write_text
 from lidr.stats import fmt_paired, fmt_share
@@ -130,6 +132,19 @@ def headline(
     return out
 
 
+def by_chain(values: dict[str, dict], chains: dict[str, list[str]]) -> dict[str, dict]:
+    """With several chains, label each line "<chain>:<lang>" and start it at m0; with one, leave the values as
+    they are."""
+    if len(chains) < 2:
+        return values
+    out: dict[str, dict] = {}
+    for chain, keys in chains.items():
+        for m in [BASE_MODEL_KEY, *keys]:
+            for lang, v in values.get(m, {}).items():
+                out.setdefault(m, {})[f"{chain}:{lang}"] = v
+    return out
+
+
 def long_table(models: list[str], values: dict[str, dict[str, tuple | None]]) -> pl.DataFrame:
     """One row per model and language: iteration index, model, language, value and its 95% interval."""
     rows = [
@@ -158,8 +173,9 @@ def training_curve(live: Path, iterations: list[str], name: str) -> list[dict]:
 def main(args) -> None:
     params = stage.params_of(args)
     iters = iteration_order(params)
+    chains = chain_order(params)
     models = [BASE_MODEL_KEY, *iters]
-    newest = models[-1]
+    newest = {chain: keys[-1] for chain, keys in chains.items()}
     others = list(params.languages.others)
     evals = {m: read(Path(args.evals) / f"{m}.json", f"evaluate {m}") for m in models}
     judges = {m: read(Path(args.judges) / f"{m}.json", f"judge {m}") for m in models}
@@ -167,13 +183,20 @@ def main(args) -> None:
     gates = {b: read(Path(args.gates) / f"{b}.json", f"filter {b}'s pairs") for b in [*iters, "heldout"]}
 
     trains = {m: read(Path(args.trains) / f"{m}.json", f"train {m}") for m in iters}
-    sentence, counts = verdict(newest, pref, evals, others)
+    sentences = [verdict(n, pref, evals, others)[0] for n in newest.values()]
 
     # --- headline measures: per model and language, and averaged over the trained languages
     heads = {m: headline(m, evals[m], judges[m], pref.get(m), gates.get(m), trains.get(m), others) for m in models}
+
     # one row that fits a 120-column `dvc metrics show`: the headline files hold the English pairs and win rate
-    summary = {"iteration": len(models) - 1, **heads[newest]["avg"]}
-    summary = {k: v for k, v in summary.items() if k not in ("heldout_en_acc", "win_rate")}
+    def chain_summary(chain: str) -> dict:
+        row = {"iteration": len(chains[chain]), **heads[newest[chain]]["avg"]}
+        return {k: v for k, v in row.items() if k not in ("heldout_en_acc", "win_rate")}
+
+    if len(chains) == 1:
+        summary = chain_summary(next(iter(chains)))
+    else:
+        summary = {chain: chain_summary(chain) for chain in chains}
 
     # --- plots: one long CSV per measure (model, language, value, 95% interval), a PNG for the report
     def point(v: dict | None, value: str = "share") -> tuple | None:
@@ -199,6 +222,7 @@ def main(args) -> None:
             for m in models
         },
     }
+    measures = {name: by_chain(values, chains) for name, values in measures.items()}
     pictures = {
         "heldout_x_pair_accuracy": ("Held-out preference accuracy, x-prompt pairs (95% CI)", "accuracy", 0.5),
         "language_fidelity": ("Language fidelity: answers in the asked language (95% CI)", "share of answers", None),
@@ -231,10 +255,10 @@ def main(args) -> None:
 
     langs_fid = [k for k in evals[BASE_MODEL_KEY]["fidelity"] if k != "all"]
     report = [
-        f"# lidr run report\n\nModels: {', '.join(models)} (newest: {newest}). Every share is given with its 95% "
-        "interval and n; every comparison with m0 is paired on the same items (difference, 95% interval, exact "
-        "McNemar p, items gained/lost).\n",
-        sentence + "\n",
+        f"# lidr run report\n\nModels: {', '.join(models)} (newest: {', '.join(newest.values())}). Every share is "
+        "given with its 95% interval and n; every comparison with m0 is paired on the same items (difference, 95% "
+        "interval, exact McNemar p, items gained/lost).\n",
+        "\n\n".join(sentences) + "\n",
         "## Held-out preference accuracy\n",
         f"![held-out preference accuracy on x-prompt pairs]({picture('heldout_x_pair_accuracy')})\n",
         "m0's LIDR pairs on the held-out block (prompts no iteration trains on), scored by each model's implicit "
@@ -292,7 +316,7 @@ def main(args) -> None:
             masses.append(mass or 0.0)
             rows.append([m, lang, v["win_rate"], v["n"], "-" if mass is None else f"{mass:.4f}"])
     report.append(table(["model", "language", "win rate (%)", "n", "judge's mass on its verdict tokens"], rows))
-    judge_name = judges[newest].get("judge", "")
+    judge_name = judges[models[-1]].get("judge", "")
     if masses and max(masses) < CHANCE_JUDGE_MASS:
         report.append(
             f"\nThe judge ({judge_name}) puts at most {max(masses):.2%} of its probability on the two verdict tokens: "

@@ -1,14 +1,15 @@
 """Prompts in every language: taken from a parallel source when it has them, else self-translated.
 
-The parallel source is `prompts.parallel`, or with `--heldout` the held-out block's `heldout.parallel`.
+The parallel source is the iteration's chain's (`chains.<chain>.parallel`), or with `--heldout` the held-out
+block's `heldout.parallel`.
 
 Input: prompts_en.jsonl {"id", "kind", "text", "source"}
 Output record: {"id", "kind", "lang", "text": str|null, "origin": "source"|"parallel"|"self-translation",
                 "ok", "error", "finish_reason"}
 
-    python -m stages.translate_prompts --iteration m1 --model models/m0 \
-        --prompts data/m1/prompts_en.jsonl --out data/m1/prompts.jsonl --meta data/m1/prompts.meta.json \
-        --cost metrics/cost/m1/translate_prompts.json
+    python -m stages.translate_prompts --iteration general-m1 --model models/m0 \
+        --prompts data/general-m1/prompts_en.jsonl --out data/general-m1/prompts.jsonl \
+        --meta data/general-m1/prompts.meta.json --cost metrics/cost/general-m1/translate_prompts.json
 """
 
 import polars as pl
@@ -23,7 +24,7 @@ def main(args) -> None:
     params = stage.params_of(args)
     langs = params.languages
     prompts = read_jsonl(args.prompts, required=("id", "kind", "text"))
-    parallel = params.heldout.parallel if args.heldout else params.prompts.parallel
+    parallel = params.heldout.parallel if args.heldout else params.chain(args.iteration).parallel
     given = load_parallel(parallel) if parallel else {}
     out = {
         (p["id"], langs.dominant): {
@@ -89,6 +90,7 @@ if __name__ == "__main__":
     ap = stage.parser(__doc__)
     for flag in ("--model", "--prompts", "--out", "--meta", "--cost"):
         ap.add_argument(flag, required=True)
-    ap.add_argument("--iteration", help="the iteration (informational; its prompts come from --prompts)")
-    ap.add_argument("--heldout", action="store_true", help="take given translations from heldout.parallel")
+    which = ap.add_mutually_exclusive_group(required=True)
+    which.add_argument("--iteration", help="the iteration: given translations from its chain's parallel source")
+    which.add_argument("--heldout", action="store_true", help="given translations from heldout.parallel")
     stage.run(main, ap)

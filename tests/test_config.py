@@ -27,8 +27,30 @@ def parse(**changes):
 def test_default_params_are_valid():
     p = load_params(ROOT / "params.yaml")
     assert p.languages.all == ("en", "es", "de", "fr", "ru")
-    assert iteration_order(p) == ["m1", "m2"]
-    assert p.iterations["m2"].start == "m1"
+    assert iteration_order(p) == ["general-m1", "general-m2"]
+    assert p.iterations["general-m2"].start == "general-m1"
+    assert set(p.chains) == {"general", "math"} and p.chain("general-m1") is p.chains["general"]
+
+
+def test_iterations_go_chain_by_chain():
+    from lidr.config import chain_order
+
+    p = parse(
+        iterations={
+            "math-m1": {"chain": "math", "start": "m0", "round": 0},
+            "general-m2": {"chain": "general", "start": "general-m1", "round": 1},
+            "general-m1": {"chain": "general", "start": "m0", "round": 0},
+            "math-m2": {"chain": "math", "start": "math-m1", "round": 1},
+        }
+    )
+    assert iteration_order(p) == ["general-m1", "general-m2", "math-m1", "math-m2"]
+    assert chain_order(p) == {"general": ["general-m1", "general-m2"], "math": ["math-m1", "math-m2"]}
+    # the same round in two chains: each chain has its own prompts
+    assert p.iterations["math-m1"].round == p.iterations["general-m1"].round == 0
+
+
+def it(chain="general", start="m0", round=0):
+    return {"chain": chain, "start": start, "round": round}
 
 
 @pytest.mark.parametrize(
@@ -41,13 +63,23 @@ def test_default_params_are_valid():
         ({"beta": KeyError}, "missing key beta"),
         ({"languages__others": ["es", "xx"]}, "languages.others[1]: unknown language code 'xx'"),
         ({"languages__dominant": "klingon"}, "languages.dominant: unknown language code"),
-        ({"iterations": {"m1": {"start": "m9", "round": 0}}}, "iterations.m1.start: model 'm9' does not exist"),
-        ({"iterations": {"m1": {"start": "m0", "round": 0}, "m2": {"start": "m1", "round": 0}}}, "round 0 is also"),
+        ({"iterations": {"general-m1": it(start="m9")}}, "iterations.general-m1.start: model 'm9' does not exist"),
+        ({"iterations": {"general-m1": it(), "general-m2": it(start="general-m1")}}, "round 0 is also"),
+        ({"iterations": {"general-m1": it(chain="code")}}, "iterations.general-m1.chain: no chain 'code'"),
+        ({"iterations": {"m1": it()}}, "iterations.m1: the key must start with its chain's name"),
+        ({"iterations": {"general-m1": {"start": "m0", "round": 0}}}, "missing key iterations.general-m1.chain"),
+        (
+            {"iterations": {"math-m1": it(chain="math"), "general-m1": it(start="math-m1")}},
+            "iterations.general-m1.start: 'math-m1' belongs to chain 'math'",
+        ),
         ({"generation__batch_size": 0}, "generation.batch_size: expected a value > 0"),
         ({"generation__backend": "llama.cpp"}, "generation.backend: expected 'transformers' or 'vllm'"),
         ({"train__mode": "qlora"}, "train.mode"),
         ({"model__base": "./no/such/model"}, "model.base"),
-        ({"prompts__sources": []}, "prompts.sources: expected at least one"),
+        ({"chains__general__sources": []}, "chains.general.sources: expected at least one"),
+        ({"chains__general__parallel": KeyError}, "missing key chains.general.parallel"),
+        ({"chains": {"Gen-1": BASE["chains"]["general"]}}, "chains.Gen-1: expected a name of lower-case"),
+        ({"prompts": {"sources": []}}, "unknown key prompts"),
     ],
 )
 def test_bad_params_name_the_key(changes, message):

@@ -109,14 +109,14 @@ def test_builtin_parallel_prompts_cover_every_language_and_the_heldout_block_is_
     from lidr.data import heldout_prompts, load_parallel, load_source
 
     for sources, parallel in (
-        (params.prompts.sources, params.prompts.parallel),
+        (params.chains["general"].sources, params.chains["general"].parallel),
         (params.heldout.sources, params.heldout.parallel),
     ):
         given = load_parallel(str(ROOT / parallel))
         for src in sources:
             for rec in load_source(replace(src, path=str(ROOT / src.path))):
                 assert all((rec["id"], x) in given for x in params.languages.others), rec["id"]
-    training = tuple(replace(s, path=str(ROOT / s.path)) for s in params.prompts.sources)
+    training = tuple(replace(s, path=str(ROOT / s.path)) for s in params.training_sources)
     heldout = tuple(replace(s, path=str(ROOT / s.path)) for s in params.heldout.sources)
     block = heldout_prompts(heldout, training, params.seed)
     assert len(block) == 32 and heldout_prompts(heldout, training, params.seed) == block

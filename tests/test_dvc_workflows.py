@@ -17,28 +17,28 @@ pytestmark = pytest.mark.slow
 
 
 def test_one_iteration_at_a_time_then_metrics_diff(tmp_path):
-    """Commit after m1; add m2 to params.yaml; `dvc repro` runs only m2's stages (and the summary), and
-    `dvc metrics diff` shows m1 -> m2 on the same keys of the newest-iteration file."""
+    """Commit after general-m1; add general-m2 to params.yaml; `dvc repro` runs only general-m2's stages (and the
+    summary), and `dvc metrics diff` shows general-m1 -> general-m2 on the same keys of the newest-iteration file."""
     (tmp_path / "project").mkdir()
     project = copy_project(tmp_path / "project")
     params = yaml.safe_load((ROOT / "tests" / "fixtures" / "tiny_params.yaml").read_text())
-    m2 = params["iterations"].pop("m2")
+    m2 = params["iterations"].pop("general-m2")
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(project, "init", "-q")
     git(project, "add", "-A")
-    git(project, "commit", "-qm", "tiny, m1 only")
+    git(project, "commit", "-qm", "tiny, general-m1 only")
     first = ran(dvc(project, "repro"))
-    assert "train@m1" in first and not any(s.endswith("@m2") for s in first)
+    assert "train@general-m1" in first and not any(s.endswith("@general-m2") for s in first)
     before = json.loads((project / "metrics/summary.json").read_text())
     assert before["iteration"] == 1
     git(project, "add", "-A")
-    git(project, "commit", "-qm", "m1")
+    git(project, "commit", "-qm", "general-m1")
 
-    params["iterations"]["m2"] = m2
+    params["iterations"]["general-m2"] = m2
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = ran(dvc(project, "repro"))
     stages = ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter", "train")
-    assert {f"{s}@m2" for s in (*stages, "eval", "judge", "preference", "card")} | {"summarize"} == second
+    assert {f"{s}@general-m2" for s in (*stages, "eval", "judge", "preference", "card")} | {"summarize"} == second
     after = json.loads((project / "metrics/summary.json").read_text())
     assert after["iteration"] == 2 and set(after) == set(before)
     diff = json.loads(dvc(project, "metrics", "diff", "--json"))
@@ -61,9 +61,9 @@ def test_a_shared_cache_round_trip(tiny_project, tmp_path):
 
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True, capture_output=True)
-    assert not (clone / "models" / "m1").exists()
+    assert not (clone / "models" / "general-m1").exists()
     dvc(clone, "pull")
-    assert (clone / "models" / "m2" / "model.safetensors").exists()
+    assert (clone / "models" / "general-m2" / "model.safetensors").exists()
     status = dvc(clone, "status")
     assert re.search(r"up to date", status), status
     assert ran(dvc(clone, "repro")) == set()

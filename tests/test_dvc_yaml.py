@@ -28,7 +28,7 @@ def test_every_listed_param_exists():
         body = stage.get("do", stage)
         for key in body.get("params", []):
             node = PARAMS
-            for part in key.replace("${key}", "m1").split("."):
+            for part in key.replace("${key}", "general-m1").replace("${item.chain}", "general").split("."):
                 assert isinstance(node, dict) and part in node, f"{name}: params key {key} not in params.yaml"
                 node = node[part]
 
@@ -70,3 +70,24 @@ def test_a_lock_with_other_params_is_caught():
     assert _lock_params_disagreeing(lock, params) == ["train@m1: beta"]
     lock["stages"]["train@m1"]["params"]["params.yaml"]["train.lora.alpha"] = 32
     assert _lock_params_disagreeing(lock, params) == ["train@m1: beta", "train@m1: train.lora.alpha"]
+
+
+def test_both_chains_expand_into_their_own_stages_and_either_runs_alone(tmp_path):
+    """With the 8B recipe's params (both chains), dvc.yaml gives every stage of each chain a name that says the
+    chain, and the stages upstream of one chain's last model card belong to that chain and the shared blocks."""
+    import shutil
+
+    from tests.conftest import dvc
+
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    shutil.copy(ROOT / "configs" / "llama3-8b" / "params.yaml", tmp_path / "params.yaml")
+    dvc(tmp_path, "init", "--no-scm", "-q")
+    names = set(dvc(tmp_path, "stage", "list", "--name-only").split())
+    for chain in ("general", "math"):
+        assert {
+            f"{s}@{chain}-m{k}" for s in ("sample", "translate_prompts", "train", "eval", "card") for k in (1, 2)
+        } <= names
+    assert not any(re.search(r"@m\d", n) for n in names)
+    upstream = set(re.findall(r"[\w@-]+", dvc(tmp_path, "dag", "--md", "card@math-m2")))
+    assert {"train@math-m1", "train@math-m2", "eval@math-m2", "prepare_model"} <= upstream
+    assert not any("general" in n for n in upstream), sorted(n for n in upstream if "general" in n)

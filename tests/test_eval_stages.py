@@ -111,7 +111,7 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
     for d in dirs.values():
         d.mkdir()
     langs = ("en", "es", "de", "fr", "ru")
-    for step, model in enumerate(("m0", "m1", "m2")):
+    for step, model in enumerate(("m0", "general-m1", "general-m2")):
         mgsm = {
             lang: {"accuracy": 0.0, "accuracy_ci95": [0.0, 0.32], "off_target_rate": 0.5, "n": 8} for lang in langs
         }
@@ -149,8 +149,8 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
         alpaca = {lang: {"win_rate": 10.0 + step, "n": 3, "n_failed": 0, "verdict_mass": 0.01} for lang in langs}
         (dirs["judge"] / f"{model}.json").write_text(json.dumps({"judge": "local:m0", "alpaca": alpaca}))
     (dirs["gate"] / "heldout.json").write_text(json.dumps({"total": {"kept": 5, "rejected": 5}, "kept_by_type": {}}))
-    (dirs["cost"] / "m1").mkdir()
-    (dirs["cost"] / "m1" / "generate.json").write_text(
+    (dirs["cost"] / "general-m1").mkdir()
+    (dirs["cost"] / "general-m1" / "generate.json").write_text(
         json.dumps({"seconds": 10.0, "generated_tokens": 500, "tokens_per_s": 50.0})
     )
     args = argparse.Namespace(
@@ -180,7 +180,7 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
         "kept_x_pairs": 4,
         "train_loss": 1.0,
     }
-    es = json.loads((tmp_path / "headline" / "m2" / "es.json").read_text())
+    es = json.loads((tmp_path / "headline" / "general-m2" / "es.json").read_text())
     assert es == {
         "fidelity": 1.0,
         "fidelity_gain": 1.0,
@@ -189,37 +189,37 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
         "win_rate": 12.0,
         "kept_x_pairs": 3,
     }
-    assert json.loads((tmp_path / "headline" / "m2" / "ru.json").read_text())["heldout_x_acc"] == 0.5
+    assert json.loads((tmp_path / "headline" / "general-m2" / "ru.json").read_text())["heldout_x_acc"] == 0.5
     m0 = json.loads((tmp_path / "headline" / "m0" / "es.json").read_text())
     assert m0 == {"fidelity": 0.6, "mgsm": 0.0, "win_rate": 10.0}  # no held-out accuracy, pairs or loss for m0
     with open(tmp_path / "plots" / "language_fidelity.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["lang"] == "es"]
     assert [(r["iteration"], r["model"], r["value"], r["low"]) for r in rows] == [
         ("0", "m0", "0.6", "0.3127"),
-        ("1", "m1", "0.8", "0.4902"),
-        ("2", "m2", "1.0", "0.7225"),
+        ("1", "general-m1", "0.8", "0.4902"),
+        ("2", "general-m2", "1.0", "0.7225"),
     ]
     with open(tmp_path / "plots" / "heldout_x_pair_accuracy.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["lang"] == "de"]
-    assert [(r["model"], r["value"]) for r in rows] == [("m1", "0.9"), ("m2", "0.9")]  # none for m0
+    assert [(r["model"], r["value"]) for r in rows] == [("general-m1", "0.9"), ("general-m2", "0.9")]  # none for m0
     with open(tmp_path / "plots" / "training_rewards_margins.csv") as f:
         assert [(r["model"], r["step"], r["value"]) for r in csv.DictReader(f)] == [
-            ("m1", "0", "2.0"),
-            ("m1", "1", "2.0"),
-            ("m2", "0", "2.0"),
-            ("m2", "1", "3.0"),
+            ("general-m1", "0", "2.0"),
+            ("general-m1", "1", "2.0"),
+            ("general-m2", "0", "2.0"),
+            ("general-m2", "1", "3.0"),
         ]
     for png in ("language_fidelity", "heldout_x_pair_accuracy", "mgsm_accuracy", "training_loss"):
         assert (tmp_path / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     report = (tmp_path / "report.md").read_text()
     assert "![language fidelity](plots/language_fidelity.png)" in report
     assert "**Goal not reached.**" in report and "in 3 of 4 trained languages (es, de, fr)" in report
-    assert "| m2 | x | de | 0.90 [0.60, 0.98] (n=10) | +1.500 [+0.520, +2.480] | 0.02 |" in report
+    assert "| general-m2 | x | de | 0.90 [0.60, 0.98] (n=10) | +1.500 [+0.520, +2.480] | 0.02 |" in report
     # all 10 gained: Agresti-Min d = 10/12, se = sqrt(11 - 100/12) / 12, upper end clipped to 1
-    assert "| m2 | +0.00 [-0.16, +0.16] p=1 (+0/-0) | +1.00 [+0.57, +1.00] p=0.002 (+10/-0) |" in report
+    assert "| general-m2 | +0.00 [-0.16, +0.16] p=1 (+0/-0) | +1.00 [+0.57, +1.00] p=0.002 (+10/-0) |" in report
     assert "it is at chance" in report
-    assert "| m1 | x | 3 | 1 | 0 | 0 | 7 | 10 |" in report
-    assert "| m1 | generate | 10.0 | 500 | 50.0 |" in (tmp_path / "cost.md").read_text()
+    assert "| general-m1 | x | 3 | 1 | 0 | 0 | 7 | 10 |" in report
+    assert "| general-m1 | generate | 10.0 | 500 | 50.0 |" in (tmp_path / "cost.md").read_text()
 
 
 def test_judge_stage_on_a_tiny_model(tmp_path, tiny_model):
@@ -282,3 +282,17 @@ def test_language_fidelity_counts_answers_in_the_asked_language():
     assert (vs["es"]["gained"], vs["es"]["lost"], vs["all"]["gained"], vs["all"]["lost"]) == (1, 1, 2, 1)
     with pytest.raises(JoinError, match=r"m0.jsonl: no base-model outcome for es item 'c'"):
         paired(base[:2], recs, "on_target", "m0.jsonl")
+
+
+def test_with_several_chains_each_plot_line_is_one_chain_from_m0():
+    from stages.summarize import by_chain
+
+    values = {"m0": {"es": 0.5}, "general-m1": {"es": 0.6}, "math-m1": {"es": 0.7}}
+    one = {"general": ["general-m1"]}
+    assert by_chain(values, one) is values
+    two = {"general": ["general-m1"], "math": ["math-m1"]}
+    assert by_chain(values, two) == {
+        "m0": {"general:es": 0.5, "math:es": 0.5},
+        "general-m1": {"general:es": 0.6},
+        "math-m1": {"math:es": 0.7},
+    }

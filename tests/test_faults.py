@@ -229,7 +229,10 @@ def test_a_model_folder_interrupted_while_saving_is_never_in_place(tmp_path):
         ({"generation__repetition_penalty": 5.0}, "generation.repetition_penalty: expected 1.0 to 2.0"),
         ({"languages__others": ["es", "xx"]}, "languages.others[1]: unknown language code 'xx'"),
         ({"model__base": "./models/missing"}, "model.base: './models/missing' is neither"),
-        ({"iterations__m2": {"start": "m7", "round": 1}}, "iterations.m2.start: model 'm7' does not exist"),
+        (
+            {"iterations__general-m2": {"chain": "general", "start": "m7", "round": 1}},
+            "iterations.general-m2.start: model 'm7' does not exist",
+        ),
     ],
 )
 def test_check_command_names_the_key(change, message, tmp_path, capsys):

@@ -119,7 +119,7 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
         | heldout
         | {
             f"{s}@{it}"
-            for it in ("m1", "m2")
+            for it in ("general-m1", "general-m2")
             for s in (
                 "sample",
                 "translate_prompts",
@@ -136,7 +136,7 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
         }
     )
     assert ran(log) == expected
-    for it in ("m1", "m2"):
+    for it in ("general-m1", "general-m2"):
         for pattern, fields in SCHEMAS.items():
             lines = (project / pattern.format(it=it)).read_text(encoding="utf-8").splitlines()
             assert lines, pattern
@@ -156,18 +156,22 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
     assert summary["iteration"] == 2
     assert {"fidelity", "fidelity_gain", "heldout_x_acc", "mgsm", "kept_x_pairs", "train_loss"} <= set(summary)
     assert all(isinstance(v, int | float) for v in summary.values())  # one flat row for `dvc metrics show`
-    for model in ("m0", "m1", "m2"):
+    for model in ("m0", "general-m1", "general-m2"):
         assert {p.name for p in (project / "metrics/headline" / model).iterdir()} == {"en.json", "es.json", "avg.json"}
     for name in ("alpaca_win_rate", "language_fidelity", "heldout_x_pair_accuracy", "mgsm_accuracy"):
         assert (project / f"plots/{name}.csv").exists(), name
         assert (project / f"plots/{name}.png").exists(), name
-    assert (project / "plots/training_loss.csv").read_text().count("\nm2,") >= 1
+    assert (project / "plots/training_loss.csv").read_text().count("\ngeneral-m2,") >= 1
     # `dvc metrics show` reads the summary only: one compact row
     shown = dvc(project, "metrics", "show", "--json")
     assert [list(rev["data"]) for rev in json.loads(shown).values()] == [["metrics/summary.json"]]
     report = (project / "metrics/report.md").read_text()
     assert "| m0 |" in report and "Held-out preference accuracy" in report and "Goal" in report
-    for name in ("data/m1/responses.meta.json", "data/m1/eval_answers.meta.json", "models/m1/lidr.meta.json"):
+    for name in (
+        "data/general-m1/responses.meta.json",
+        "data/general-m1/eval_answers.meta.json",
+        "models/general-m1/lidr.meta.json",
+    ):
         meta = json.loads((project / name).read_text())
         assert {"torch", "transformers"} <= set(meta["versions"]) and meta["backend"], name
     git(project, "add", "-A")
@@ -177,10 +181,10 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
 def test_a_second_run_gives_byte_identical_outputs(tiny_project, tmp_path_factory):
     first = tiny_project.digests
     assert {
-        "data/m2/responses.jsonl",
-        "data/m2/pairs_kept.jsonl",
-        "models/m2/model.safetensors",
-        "metrics/eval/m2.json",
+        "data/general-m2/responses.jsonl",
+        "data/general-m2/pairs_kept.jsonl",
+        "models/general-m2/model.safetensors",
+        "metrics/eval/general-m2.json",
         "metrics/summary.json",
         "plots/mgsm_accuracy.csv",
     } <= set(first)
@@ -193,10 +197,10 @@ def test_beta_experiment_reruns_training_and_what_follows_only(tiny_project):
     project = tiny_project.path
     log = dvc(project, "exp", "run", "-S", "beta=0.1")
     started = ran(log)
-    assert {"train@m1", "eval@m1", "train@m2", "translate_prompts@m2"} <= started
+    assert {"train@general-m1", "eval@general-m1", "train@general-m2", "translate_prompts@general-m2"} <= started
     untouched = {
-        f"{s}@m1" for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter")
-    } | {"prepare_model", "eval_m0", "judge_m0", "sample@m2"}
+        f"{s}@general-m1" for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter")
+    } | {"prepare_model", "eval_m0", "judge_m0", "sample@general-m2"}
     assert not started & untouched
     table = dvc(project, "exp", "show", "--csv", "--no-pager").splitlines()
     column = table[0].split(",").index("beta")

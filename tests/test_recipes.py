@@ -1,7 +1,7 @@
 """The Llama-3-8B recipe (configs/llama3-8b/params.yaml) validates and holds the authors' settings."""
 
 from lidr.check import main as check
-from lidr.config import load_params
+from lidr.config import chain_order, load_params
 from tests.conftest import ROOT
 
 RECIPE = ROOT / "configs" / "llama3-8b" / "params.yaml"
@@ -25,7 +25,11 @@ def test_the_8b_recipe_has_the_authors_settings():
     assert 8 * t.per_device_train_batch_size * t.gradient_accumulation_steps == 16
     # a pair holds a prompt and an answer or translation at the token limits
     assert t.max_length >= 4096 + 512
-    # both prompt kinds, 1,000 each, and the unseen MGSM languages of the paper
-    assert [(s.kind, s.n) for s in p.prompts.sources] == [("general", 1000), ("math", 1000)]
+    # the authors' two chains, 1,000 prompts per iteration each, and the unseen MGSM languages of the paper
+    assert {c: [(s.kind, s.n) for s in chain.sources] for c, chain in p.chains.items()} == {
+        "general": [("general", 1000)],
+        "math": [("math", 1000)],
+    }
+    assert chain_order(p) == {"general": ["general-m1", "general-m2"], "math": ["math-m1", "math-m2"]}
     assert {"ja", "sw", "th", "zh", "bn"} <= set(e.mgsm.languages) and e.mgsm.path == "juletxara/mgsm"
     assert e.judge.kind == "openai"

@@ -48,7 +48,7 @@ def test_stage_writes_card_metrics_and_curves_that_dvc_plots_shows(tiny_model, t
     pairs = project / "data" / "pairs_kept.jsonl"
     pairs.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))
     run(project, "-m", "dvc", "init", "--no-scm", "-q")
-    for it in ("m1", "m2"):
+    for it in ("general-m1", "general-m2"):
         run(
             project,
             "-m",
@@ -73,11 +73,15 @@ def test_stage_writes_card_metrics_and_curves_that_dvc_plots_shows(tiny_model, t
             f"metrics/cost/{it}/train.json",
         )
 
-    card = (project / "models/m1/README.md").read_text()
-    assert f"sha256 `{file_sha256(pairs)}`" in card and "iteration: `m1`" in card and "base_model: embedded" in card
+    card = (project / "models/general-m1/README.md").read_text()
+    assert (
+        f"sha256 `{file_sha256(pairs)}`" in card
+        and "iteration: `general-m1`" in card
+        and "base_model: embedded" in card
+    )
     assert '"learning_rate": 5e-05' in card and "beta: 0.5, NLL weight: 1.0" in card
-    assert (project / "models/m1/model.safetensors").exists()
-    metrics = json.loads((project / "metrics/train/m1.json").read_text())
+    assert (project / "models/general-m1/model.safetensors").exists()
+    metrics = json.loads((project / "metrics/train/general-m1.json").read_text())
     assert metrics["steps"] == 2 and metrics["pairs"] == 4 and metrics["final_nll"] > 0
 
     # the summary collects dvclive's curves of both iterations; `dvc plots show` draws one plot per measure
@@ -89,24 +93,28 @@ def test_stage_writes_card_metrics_and_curves_that_dvc_plots_shows(tiny_model, t
     shutil.copytree(ROOT / ".dvc" / "plots", project / ".dvc" / "plots")
     (project / "plots").mkdir()
     for name in TRAINING_CURVES:
-        rows = training_curve(project / "dvclive", ["m1", "m2"], name)
-        assert {r["model"] for r in rows} == {"m1", "m2"} and len(rows) == 4, name  # 2 steps each
+        rows = training_curve(project / "dvclive", ["general-m1", "general-m2"], name)
+        assert {r["model"] for r in rows} == {"general-m1", "general-m2"} and len(rows) == 4, name  # 2 steps each
         pl.DataFrame(rows).write_csv(project / "plots" / f"training_{name.replace('/', '_')}.csv")
     shown = json.loads(run(project, "-m", "dvc", "plots", "show", "--json"))
     loss = shown["data"]["Training loss (DPO + NLL)"][0]
-    assert {d["model"] for d in loss["content"]["data"]["values"]} == {"m1", "m2"}
+    assert {d["model"] for d in loss["content"]["data"]["values"]} == {"general-m1", "general-m2"}
     errors = [e for e in shown.get("errors", []) if "training_" in json.dumps(e)]
     assert not errors, errors
 
 
 def test_card_stage_adds_the_eval_metrics():
-    card = "---\nbase_model: x\n---\n# m1\n\n- iteration: `m1`\n\n" + PENDING + " The eval stage writes them.\n"
+    card = (
+        "---\nbase_model: x\n---\n# general-m1\n\n- iteration: `general-m1`\n\n"
+        + PENDING
+        + " The eval stage writes them.\n"
+    )
     metrics = {
         "mgsm": {"en": {"accuracy": 0.5, "off_target_rate": 0.0, "n": 2}},
         "mgsm_avg": {"accuracy": 0.5, "off_target_rate": 0.0},
     }
-    out = card_with_metrics(card, metrics, "metrics/eval/m1.json")
-    assert out.startswith("---\nbase_model: x\n---\n# m1\n\n- iteration: `m1`\n\n## Evaluation (MGSM")
+    out = card_with_metrics(card, metrics, "metrics/eval/general-m1.json")
+    assert out.startswith("---\nbase_model: x\n---\n# general-m1\n\n- iteration: `general-m1`\n\n## Evaluation (MGSM")
     assert "| en | 0.5 | 0.0 | 2 |" in out and "| average | 0.5 | 0.0 | |" in out and PENDING not in out
     with pytest.raises(DataError, match="pending-evaluation"):
-        card_with_metrics(out, metrics, "metrics/eval/m1.json")
+        card_with_metrics(out, metrics, "metrics/eval/general-m1.json")
