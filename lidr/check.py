@@ -1,6 +1,9 @@
 """Check params.yaml (and the files it names) without running anything.
 
-python -m lidr.check [--params params.yaml]
+Also hands `train` to trl.DPOConfig and `train.lora` to peft.LoraConfig, as the train stage will, so that a
+key those libraries refuse is found before the first stage runs (--no-libraries skips it: seconds faster).
+
+python -m lidr.check [--params params.yaml] [--no-libraries]
 """
 
 from __future__ import annotations
@@ -9,15 +12,23 @@ import argparse
 import sys
 
 from lidr.config import chain_order, load_params
-from lidr.errors import LidrError
+from lidr.errors import LidrError, ParamsError
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--no-libraries", action="store_true", help="skip the trl.DPOConfig/peft.LoraConfig check")
     args = ap.parse_args(argv)
     try:
         p = load_params(args.params)
+        if not args.no_libraries:
+            from lidr.train import check_train
+
+            try:
+                check_train(p)
+            except ParamsError as e:
+                raise ParamsError(f"{args.params}: {e}") from None
     except LidrError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -24,11 +24,37 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lidr.config import Params
+from lidr.errors import ParamsError
 from lidr.io import atomic_path
 from lidr.model import load_causal_lm, load_tokenizer, model_fingerprint
 
 CHECKPOINT_ROOT = Path(os.environ.get("LIDR_CHECKPOINT_DIR", ".lidr/checkpoints"))
-TRL_ONLY = ("mode", "lora", "launch")
+
+# DPOConfig fields that lidr sets itself: from the top-level params (beta, seed), from the machine (bf16, use_cpu),
+# or because the stage needs them so (checkpoints for resuming, the loss, dvclive through a callback)
+SET_BY_LIDR = {
+    "output_dir": "the stage's checkpoint folder",
+    "beta": "the top-level beta",
+    "seed": "the top-level seed",
+    "data_seed": "the top-level seed",
+    "loss_type": "lidr's DPO + NLL loss (nll_weight)",
+    "bf16": "on when a GPU is there",
+    "use_cpu": "on when no GPU is there",
+    "report_to": "dvclive, through the stage's callback",
+    "save_strategy": "steps (save_steps sets how often)",
+    "save_total_limit": "1",
+}
+# DPOConfig fields that DPOConfig itself lets through at 0 or below, though training then fails or does nothing
+MUST_BE_POSITIVE = (
+    "learning_rate",
+    "num_train_epochs",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_length",
+    "save_steps",
+)
+# LoraConfig fields that lidr sets itself
+LORA_SET_BY_LIDR = {"task_type": "CAUSAL_LM"}
 
 
 def file_sha256(path: str | Path) -> str:
@@ -52,12 +78,59 @@ def run_key(params: Params, model_dir: str, pairs_path: str) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _library_fields(cls, given: dict, key: str, reserved: dict[str, str]) -> dict:
+    """`given` checked against the dataclass `cls`'s fields and converted to their types (a float written as
+    "5e-7" in YAML, a list for a tuple): an unknown or reserved key is a ParamsError naming `key`."""
+    import dataclasses
+    import difflib
+    import typing
+
+    from lidr.config import _convert
+
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve: keep the values as they are
+        hints = {}
+    out = {}
+    for name, value in given.items():
+        if name in reserved:
+            raise ParamsError(f"{key}.{name}: set by lidr ({reserved[name]}); remove it from params.yaml")
+        if name not in fields:
+            close = difflib.get_close_matches(name, list(fields), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ParamsError(
+                f"unknown key {key}.{name}: not a field of {cls.__module__.split('.')[0]}.{cls.__name__}{hint}"
+            )
+        try:
+            out[name] = _convert(value, hints[name], f"{key}.{name}") if name in hints else value
+        except TypeError:  # a type lidr's converter does not know: the library checks it
+            out[name] = value
+    return out
+
+
+def _construct(cls, kwargs: dict, key: str, given: dict):
+    """`cls(**kwargs)`, its own validation errors surfacing as a ParamsError with the key they name."""
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        message = str(e)
+        named = [k for k in given if k in message] or [
+            k for k, v in given.items() if len(f"{v}") > 2 and f"{v}" in message
+        ]
+        where = f"{key}.{named[0]}" if named else key
+        raise ParamsError(f"{where}: {cls.__name__} refused it: {' '.join(str(e).split())}") from None
+
+
 def dpo_config(params: Params, output_dir: str, use_cpu: bool):
+    """trl.DPOConfig from `train` (every key but mode, launch and lora), with the fields lidr sets itself."""
     from trl import DPOConfig
 
-    t = params.train
-    trl_fields = {k: v for k, v in asdict(t).items() if k not in TRL_ONLY}
-    return DPOConfig(
+    fields = _library_fields(DPOConfig, params.train.dpo, "train", SET_BY_LIDR)
+    for name in MUST_BE_POSITIVE:
+        if isinstance(fields.get(name), int | float) and fields[name] <= 0:
+            raise ParamsError(f"train.{name}: expected a value > 0, got {fields[name]}")
+    kwargs = dict(
         output_dir=output_dir,
         beta=params.beta,
         loss_type=["sigmoid"],  # the loss itself is LidrDPOTrainer's; this only keeps TRL's checks consistent
@@ -70,8 +143,28 @@ def dpo_config(params: Params, output_dir: str, use_cpu: bool):
         save_total_limit=1,
         disable_tqdm=False,
         dataloader_num_workers=0,
-        **trl_fields,
     )
+    return _construct(DPOConfig, {**kwargs, **fields}, "train", params.train.dpo)
+
+
+def lora_config(params: Params):
+    """peft.LoraConfig from `train.lora` as it is, for a causal language model."""
+    from peft import LoraConfig
+
+    fields = _library_fields(LoraConfig, params.train.lora, "train.lora", LORA_SET_BY_LIDR)
+    if isinstance(fields.get("target_modules"), tuple):
+        fields["target_modules"] = list(fields["target_modules"])
+    return _construct(LoraConfig, {**fields, "task_type": "CAUSAL_LM"}, "train.lora", params.train.lora)
+
+
+def check_train(params: Params) -> None:
+    """`train` and `train.lora` as trl.DPOConfig and peft.LoraConfig take them (imports both: seconds)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dpo_config(params, tmp, use_cpu=True)
+    if params.train.mode == "lora":
+        lora_config(params)
 
 
 def trainer_class():
@@ -138,22 +231,12 @@ def make_trainer(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = load_causal_lm(model_dir, params)
-    peft_config = None
-    if params.train.mode == "lora":
-        from peft import LoraConfig
-
-        lora = params.train.lora
-        peft_config = LoraConfig(
-            r=lora.r,
-            lora_alpha=lora.lora_alpha,
-            lora_dropout=lora.lora_dropout,
-            target_modules=list(lora.target_modules),
-            task_type="CAUSAL_LM",
-        )
+    peft_config = lora_config(params) if params.train.mode == "lora" else None
     callbacks = list(callbacks)
     if live_dir:
-        from dvclive import Live
         from transformers.integrations import DVCLiveCallback
+
+        from dvclive import Live
 
         resume = any(ckpt_dir.glob("checkpoint-*"))
         # The curves are logged beside the trainer checkpoints (so a resumed run continues them) and copied

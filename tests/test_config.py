@@ -57,7 +57,6 @@ def it(chain="general", start="m0", round=0):
     ("changes", "message"),
     [
         ({"betta": 0.1}, "unknown key betta"),
-        ({"train__learning_rte": 1e-5}, "unknown key train.learning_rte"),
         ({"beta": "high"}, "beta: expected float"),
         ({"beta": 0}, "beta: expected a value > 0"),
         ({"beta": KeyError}, "missing key beta"),
@@ -88,7 +87,7 @@ def test_bad_params_name_the_key(changes, message):
 
 
 def test_yaml_floats_written_as_strings_are_accepted():
-    assert parse(train__learning_rate="5e-7").train.learning_rate == 5e-7
+    assert parse(beta="5e-1").beta == 0.5
 
 
 def test_malformed_yaml_names_file_and_line(tmp_path):
@@ -119,3 +118,69 @@ def test_eval_alpaca_and_judge_keys_are_checked(changes, message):
 
 def test_eval_alpaca_reference_may_be_previous():
     assert parse(eval__alpaca__reference="previous").eval.alpaca.reference == "previous"
+
+
+def test_params_yaml_restates_the_code_defaults():
+    """One source of defaults: every key of params.yaml that lidr/config.py gives a default has that value there
+    (train's DPOConfig and LoraConfig keys have the libraries' defaults, not lidr's)."""
+    import dataclasses
+
+    from lidr.config import TrainParams
+
+    differ = []
+
+    def walk(obj, key):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{key}{f.name}.")
+            elif isinstance(obj, TrainParams) and f.name in ("dpo", "lora"):
+                continue
+            elif f.default is not dataclasses.MISSING and value != f.default:
+                differ.append(f"{key}{f.name}: params.yaml {value!r}, lidr/config.py {f.default!r}")
+            elif f.default_factory is not dataclasses.MISSING and value != f.default_factory():
+                differ.append(f"{key}{f.name}: params.yaml {value!r}, lidr/config.py {f.default_factory()!r}")
+
+    walk(load_params(ROOT / "params.yaml"), "")
+    assert differ == []
+
+
+def test_train_keys_go_to_the_libraries_as_they_are():
+    from lidr.train import dpo_config, lora_config
+
+    p = parse(train__max_grad_norm=0.5, train__weight_decay=0.01, train__learning_rate="5e-7")
+    assert p.train.dpo["weight_decay"] == 0.01 and p.train.mode == "lora"  # a DPOConfig field lidr never names
+    config = dpo_config(p, "/tmp/lidr-test-dpo", use_cpu=True)
+    assert (config.weight_decay, config.learning_rate, config.max_grad_norm) == (0.01, 5e-7, 0.5)
+    assert (config.beta, config.seed) == (p.beta, p.seed)
+    lora = lora_config(parse(train__lora={**BASE["train"]["lora"], "use_rslora": True}))
+    assert lora.use_rslora is True and lora.r == BASE["train"]["lora"]["r"] and lora.task_type == "CAUSAL_LM"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"train__learning_rte": 1e-5}, "unknown key train.learning_rte: not a field of trl.DPOConfig; did you mean"),
+        ({"train__seed": 3}, "train.seed: set by lidr (the top-level seed)"),
+        ({"train__learning_rate": "fast"}, "train.learning_rate: expected float, got 'fast'"),
+        ({"train__lr_scheduler_type": "bogus"}, "train.lr_scheduler_type: DPOConfig refused it"),
+        ({"train__lora__rr": 16}, "unknown key train.lora.rr: not a field of peft.LoraConfig; did you mean r?"),
+    ],
+)
+def test_the_libraries_refusals_name_the_key(changes, message, tmp_path, capsys):
+    import yaml as _yaml
+
+    from lidr.check import main
+
+    data = copy.deepcopy(BASE)
+    for dotted, value in changes.items():
+        *path, last = dotted.split("__")
+        node = data
+        for k in path:
+            node = node[k]
+        node[last] = value
+    (tmp_path / "params.yaml").write_text(_yaml.safe_dump(data))
+    assert main(["--params", str(tmp_path / "params.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'params.yaml'}: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1  # one line

@@ -2,6 +2,7 @@
 
 from lidr.check import main as check
 from lidr.config import chain_order, load_params
+from lidr.train import dpo_config
 from tests.conftest import ROOT
 
 RECIPE = ROOT / "configs" / "llama3-8b" / "params.yaml"
@@ -21,10 +22,11 @@ def test_the_8b_recipe_has_the_authors_settings():
     assert (g.repetition_penalty, g.translation_repetition_penalty) == (1.1, 1.0)
     # full fine-tuning, lr 5e-7, effective batch 16 on 8 GPUs, beta 0.5, alpha 1
     assert (t.mode, t.launch, p.beta, p.nll_weight) == ("full", "deepspeed_zero3", 0.5, 1.0)
-    assert t.learning_rate == 5e-7
-    assert 8 * t.per_device_train_batch_size * t.gradient_accumulation_steps == 16
+    d = dpo_config(p, "/tmp/lidr-recipe-check", use_cpu=True)  # train as trl.DPOConfig takes it
+    assert d.learning_rate == 5e-7
+    assert 8 * d.per_device_train_batch_size * d.gradient_accumulation_steps == 16
     # a pair holds a prompt and an answer or translation at the token limits
-    assert t.max_length >= 4096 + 512
+    assert d.max_length >= 4096 + 512
     # the authors' two chains, 1,000 prompts per iteration each, and the unseen MGSM languages of the paper
     assert {c: [(s.kind, s.n) for s in chain.sources] for c, chain in p.chains.items()} == {
         "general": [("general", 1000)],

@@ -19,7 +19,7 @@ def with_train(**changes):
 
 def test_defaults():
     t = with_train().train
-    assert (t.launch, t.save_steps, t.precompute_ref_log_probs) == ("cpu", 10, True)
+    assert (t.launch, t.dpo["save_steps"], t.dpo["precompute_ref_log_probs"]) == ("cpu", 10, True)
 
 
 @pytest.mark.parametrize("launch", ["cpu", "single_gpu", "multi_gpu"])
@@ -41,10 +41,13 @@ def test_sharded_launches_need_full_fine_tuning(launch):
     [
         ({"launch": "tpu"}, "train.launch: expected 'cpu' or 'single_gpu'"),
         ({"save_steps": 0}, "train.save_steps: expected a value > 0, got 0"),
-        ({"save_steps": 1.5}, "train.save_steps: expected int"),
+        ({"per_device_train_batch_size": 0}, "train.per_device_train_batch_size: expected a value > 0"),
+        ({"save_steps": 1.5}, "train.save_steps: DPOConfig refused it: --save_steps must be an integer"),
         ({"precompute_ref_log_probs": "yes"}, "train.precompute_ref_log_probs: expected bool"),
     ],
 )
 def test_bad_training_keys_name_the_key(changes, message):
+    from lidr.train import check_train
+
     with pytest.raises(ParamsError, match=message.replace("(", r"\(")):
-        with_train(**changes)
+        check_train(with_train(**changes))
