@@ -28,7 +28,7 @@ def measure(model, batch: int, prompt: int, steps: int, roomy: bool, seed: int) 
     import torch
     from transformers import DynamicCache
 
-    from lidr.backends.hf import _new_cache
+    from lidr.backends.decode import _new_cache
 
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(100, model.config.vocab_size - 100, (batch, prompt), generator=generator)
@@ -69,7 +69,7 @@ def main() -> None:
 
     import torch
 
-    from lidr.backends.hf import cpu_kernels
+    from lidr.backends.cpu_kernels import cpu_kernels
     from lidr.config import load_params
     from lidr.model import load_causal_lm, materialise_base_model
 

@@ -15,8 +15,8 @@ languages (greedy, repetition penalty). Each is decoded as the pipeline decodes 
 - `loop`: the project's greedy loop on length-sorted batches where a finished row leaves the
   batch (`chunk_size` = `batch_size`), with torch's own kernels and no guessed tokens: the
   second backend;
-- `previous`: the backend as it was before weights were packed for oneDNN and shared prompt
-  prefixes were prefilled once (CPU kernels on unpacked weights, guesses): the third backend;
+- `previous`: the backend as it was before weights were packed for oneDNN (CPU kernels on
+  unpacked weights, guesses): the third backend;
 - `backend`: the project's backend and driver as params.yaml configures them (`lidr.generate.generate`):
   `batch_size` rows at a time (with `chunk_size` above `batch_size`, a waiting prompt joins as a
   row ends), its CPU kernels, and `draft_tokens` prompt-lookup guesses while few rows run.
@@ -174,28 +174,28 @@ def run_mode(mode: str, params, model_dir: str, n: int, seed: int) -> dict:
     prefills: list[tuple[int, int]] = []  # (token slots, prompt tokens) of each prefill of the project's loop
     fed: list[int] = []  # token slots of each decoding step of the project's loop
     if mode in PROJECT_LOOP:
+        import lidr.backends.cpu_kernels as kernels
+        import lidr.backends.decode as decode
         import lidr.backends.hf as hf
 
         if mode == "loop":  # the second backend: torch's own kernels, no guessed tokens
             hf.cpu_kernels = lambda model: contextlib.nullcontext()
-        if mode in ("loop", "previous"):  # no packed weights, no shared prefixes
-            hf._HAS_ONEDNN_PACKING, hf.SHARED_PREFIX_MIN = False, float("inf")
-        real, real_shared = hf._prefill, hf._shared_prefix
+        if mode in ("loop", "previous"):  # no packed weights
+            kernels._HAS_ONEDNN_PACKING = False
+        real = decode._prefill
 
         def counting(model, prompts, *args):
-            shared = real_shared(prompts)  # what _prefill runs once
-            width = max(len(p) for p in prompts) - shared
-            prefills.append((shared + len(prompts) * width, shared + sum(len(p) - shared for p in prompts)))
+            prefills.append((len(prompts) * max(len(p) for p in prompts), sum(len(p) for p in prompts)))
             return real(model, prompts, *args)
 
-        hf._prefill = counting
-        real_step = hf._Running.step
+        decode._prefill = counting
+        real_step = decode._Running.step
 
         def counting_step(run, model, drafts, pad):
             fed.append(len(drafts) * (1 + max(len(d) for d in drafts)))  # token slots, rejected guesses too
             return real_step(run, model, drafts, pad)
 
-        hf._Running.step = counting_step
+        decode._Running.step = counting_step
     texts, tokens, slots, useful = [], 0, 0, 0
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     for _, decoding, requests in workload(params, n, seed):
@@ -207,7 +207,7 @@ def run_mode(mode: str, params, model_dir: str, n: int, seed: int) -> dict:
             tokens += sum(c.n_tokens for c in outs)
             # A finished row leaves the batch: a row's first token comes from its prefill, the others
             # from decoding steps, whose slots are the rows' fed tokens (rejected guesses are waste);
-            # a prefill's slots are its shared prefix once and each row's rest, left-padded.
+            # a prefill's slots are each row's prompt, left-padded.
             slots += sum(fed) + len(outs) + sum(s for s, _ in prefills)
             useful += sum(c.n_tokens for c in outs) + sum(u for _, u in prefills)
             prefills.clear()

@@ -4,7 +4,7 @@ A decoding step multiplies every weight by as many rows as there are running seq
 the tokens each feeds). Printed per layer shape and number of rows: milliseconds per call of
 torch's `F.linear` (MKL's sgemm on x86), of `weight @ x.T`, of oneDNN's linear on the weight
 as it is and on a copy packed once into oneDNN's blocked layout, and of the backend's choice
-(`lidr.backends.hf._packed_linear`, `_output_linear` for the output layer). Each weight is one of 30 copies
+(`lidr.backends.cpu_kernels._packed_linear`, `_output_linear` for the output layer). Each weight is one of 30 copies
 used in turn, as 30 layers are, so that it is read from memory rather than from cache.
 
     python -m benchmarks.linear_kernels
@@ -36,7 +36,7 @@ def main() -> None:
     import torch
     import torch.nn.functional as F
 
-    from lidr.backends.hf import (
+    from lidr.backends.cpu_kernels import (
         _HAS_ONEDNN_LINEAR,
         _HAS_ONEDNN_PACKING,
         _output_linear,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lidr.backends import Decoding, Request, make_backend
-from lidr.backends.hf import greedy_decode, is_loop
+from lidr.backends.decode import greedy_decode, is_loop
 from lidr.config import load_params
 from lidr.errors import ParamsError
 from lidr.generate import generate
@@ -129,9 +129,9 @@ def test_continuous_batching_matches_per_request_greedy_on_the_embedded_model(
     change its text (the tiny random model barely attends). With `draft`, each row also feeds
     tokens guessed from its prompt and output, inside `cpu_kernels` as the backend runs it:
     guesses are kept (fewer forward passes than tokens), rejected ones leave masked holes that are
-    squeezed out, and the text is still plain greedy's. There, prompts admitted together also run
-    their shared first tokens (the chat template's) once, at any length."""
-    import lidr.backends.hf as hf
+    squeezed out, and the text is still plain greedy's."""
+    import lidr.backends.decode as decode
+    from lidr.backends.cpu_kernels import cpu_kernels
 
     backend = make_backend(params, str(embedded_model))
     tok = backend.tokenizer
@@ -146,14 +146,16 @@ def test_continuous_batching_matches_per_request_greedy_on_the_embedded_model(
     requests = [Request.chat([{"role": "user", "content": t}]) for t in texts]
     requests.append(Request.chat(translation_messages("The cat sleeps on the warm roof.", "es"), TRANSLATION_PRIMER))
     rows = [tok(backend.render(r), add_special_tokens=False)["input_ids"] for r in requests]
-    monkeypatch.setattr(hf._RoomyLayer, "spare", 5)  # the cache's buffers regrow every few tokens
-    monkeypatch.setattr(hf._Running, "slack", -(10**6))  # masked columns are squeezed out at every step
+    monkeypatch.setattr(decode._RoomyLayer, "spare", 5)  # the cache's buffers regrow every few tokens
+    monkeypatch.setattr(decode._Running, "slack", -(10**6))  # masked columns are squeezed out at every step
     prefills, steps, squeezes = [], [], []
-    real_prefill, real_step, real_squeeze = hf._prefill, hf._Running.step, hf._Running._squeeze
+    real_prefill, real_step, real_squeeze = decode._prefill, decode._Running.step, decode._Running._squeeze
     monkeypatch.setattr(
-        hf, "_prefill", lambda model, prompts, *a: prefills.append(len(prompts)) or real_prefill(model, prompts, *a)
+        decode,
+        "_prefill",
+        lambda model, prompts, *a: prefills.append(len(prompts)) or real_prefill(model, prompts, *a),
     )
-    monkeypatch.setattr(hf._Running, "step", lambda run, *a: steps.append(len(run.rows)) or real_step(run, *a))
+    monkeypatch.setattr(decode._Running, "step", lambda run, *a: steps.append(len(run.rows)) or real_step(run, *a))
 
     def squeeze(run):
         width = run.attention.shape[1]
@@ -161,12 +163,9 @@ def test_continuous_batching_matches_per_request_greedy_on_the_embedded_model(
         if run.attention.shape[1] < width:
             squeezes.append(width - run.attention.shape[1])
 
-    monkeypatch.setattr(hf._Running, "_squeeze", squeeze)
-    shared, real_shared = [], hf._shared_prefix
-    monkeypatch.setattr(hf, "SHARED_PREFIX_MIN", 1 if draft else 10**9)
-    monkeypatch.setattr(hf, "_shared_prefix", lambda prompts: shared.append(real_shared(prompts)) or shared[-1])
+    monkeypatch.setattr(decode._Running, "_squeeze", squeeze)
     decoding = Decoding(max_new_tokens=24, repetition_penalty=1.1)
-    with torch.inference_mode(), hf.cpu_kernels(backend.model) if draft else contextlib.nullcontext():
+    with torch.inference_mode(), cpu_kernels(backend.model) if draft else contextlib.nullcontext():
         out = greedy_decode(backend.model, tok, rows, decoding, backend.eos_ids, max_running=2, draft=draft)
     assert prefills[0] == 2 and len(prefills) >= 3 and sum(prefills) == len(requests)  # joined, each prompt once
     for request, completion in zip(requests, out, strict=True):
@@ -177,16 +176,15 @@ def test_continuous_batching_matches_per_request_greedy_on_the_embedded_model(
     if draft:
         assert sum(steps) + sum(prefills) < tokens  # a row's forward pass gave its own token and kept guesses
         assert squeezes
-        assert max(shared) >= 10  # the first two prompts: the chat template's system prompt at least
     else:
         assert sum(steps) + sum(prefills) == tokens  # one token per row and forward pass
-        assert not squeezes and not any(shared)
+        assert not squeezes
 
 
 def test_grouped_attention_matches_sdpa_and_gives_no_nan_for_a_query_that_sees_nothing():
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    from lidr.backends.hf import _grouped_attention
+    from lidr.backends.cpu_kernels import _grouped_attention
 
     module = torch.nn.Module()
     module.num_key_value_groups, module.is_causal = 3, True
@@ -208,14 +206,14 @@ def test_grouped_attention_matches_sdpa_and_gives_no_nan_for_a_query_that_sees_n
 def test_cpu_linear_kernels_match_f_linear_and_a_packed_weight_follows_changes(rows):
     import torch.nn.functional as F
 
-    import lidr.backends.hf as hf
+    import lidr.backends.cpu_kernels as cpu
 
     torch.manual_seed(0)
     layer = torch.nn.Linear(64, 48)
     x = torch.randn(rows, 2, 64)[:, :1]  # a (rows, 1, 64) view with gaps, as a decoding step's slices
-    kernels = [hf._small_batch_linear]
-    if hf._HAS_ONEDNN_PACKING:
-        kernels += [hf._packed_linear, hf._output_linear]
+    kernels = [cpu._small_batch_linear]
+    if cpu._HAS_ONEDNN_PACKING:
+        kernels += [cpu._packed_linear, cpu._output_linear]
     for kernel in kernels:
         torch.testing.assert_close(kernel(layer, x), F.linear(x, layer.weight, layer.bias), rtol=1e-4, atol=1e-5)
     with torch.no_grad():

@@ -2,7 +2,13 @@
 
 The rest of the code hands a backend chat messages and decoding settings and gets completions
 back in the same order. Only the backend modules import transformers' generate or vLLM, and vLLM
-is imported only when chosen.
+is imported only when chosen. Both backends render prompts and turn them into token ids here
+(`chat_prompt`, `prompt_ids`), so both run a prompt as the same tokens.
+
+- `hf`: the transformers backend (CPU or GPU), decoding with `decode.greedy_decode`;
+- `decode`: that greedy loop (continuous batching, prompt-lookup guesses, an in-place KV cache);
+- `cpu_kernels`: linear and attention kernels for a few rows on CPU, swapped in while decoding;
+- `vllm_backend`: the vLLM backend (GPU).
 """
 
 from __future__ import annotations
@@ -58,6 +64,19 @@ class Backend(Protocol):
 
     # log-probabilities of each candidate (one token each) as the next token after each text
     def token_logprobs(self, texts: list[str], candidates: tuple[str, ...]) -> list[dict[str, float]]: ...
+
+
+def chat_prompt(tokenizer, request: Request) -> str:
+    """The prompt text: the messages through the tokenizer's chat template, the assistant turn opened,
+    then the request's prefix."""
+    text = tokenizer.apply_chat_template(request.message_dicts(), add_generation_prompt=True, tokenize=False)
+    return text + request.prefix
+
+
+def prompt_ids(tokenizer, text: str) -> list[int]:
+    """The prompt's token ids as the template wrote them: no special tokens added, since a chat-templated
+    prompt already starts with the BOS token and tokenizing with special tokens would add a second one."""
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:

@@ -1,13 +1,13 @@
 """vLLM backend (GPU). Imported only when params.yaml sets generation.backend: vllm.
 
-Prompts go to vLLM as token ids (`{"prompt_token_ids": ids}`, the shape of vLLM's TokensPrompt), tokenized with
-`add_special_tokens=False`: a chat-templated prompt already starts with the BOS token, and vLLM tokenizing a
-plain string would add a second one.
+Prompts go to vLLM as token ids (`{"prompt_token_ids": ids}`, the shape of vLLM's TokensPrompt), tokenized as
+the transformers backend tokenizes them (`lidr.backends.prompt_ids`, no special tokens added): a chat-templated
+prompt already starts with the BOS token, and vLLM tokenizing a plain string would add a second one.
 """
 
 from __future__ import annotations
 
-from lidr.backends import Completion, Decoding, Request, cut_at_stop
+from lidr.backends import Completion, Decoding, Request, candidate_token_ids, chat_prompt, cut_at_stop, prompt_ids
 from lidr.config import Params
 
 
@@ -35,15 +35,10 @@ class VllmBackend:
         self.chunk_size = g.chunk_size  # vLLM schedules within a chunk; chunks are the journal's unit
 
     def render(self, request: Request) -> str:
-        text = self.tokenizer.apply_chat_template(request.message_dicts(), add_generation_prompt=True, tokenize=False)
-        return text + request.prefix
+        return chat_prompt(self.tokenizer, request)
 
     def prompt_length(self, text: str) -> int:
-        return len(self._ids(text))
-
-    def _ids(self, text: str) -> list[int]:
-        """The prompt's token ids as the template wrote them: no special tokens added (BOS is in the text)."""
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(prompt_ids(self.tokenizer, text))
 
     def generate_batch(self, texts: list[str], decoding: Decoding) -> list[Completion]:
         from vllm import SamplingParams
@@ -57,7 +52,7 @@ class VllmBackend:
             seed=decoding.seed,
         )
         completions = []
-        prompts = [{"prompt_token_ids": self._ids(t)} for t in texts]
+        prompts = [{"prompt_token_ids": prompt_ids(self.tokenizer, t)} for t in texts]
         for out in self.llm.generate(prompts, sampling, use_tqdm=False):
             o = out.outputs[0]
             text, _ = cut_at_stop(o.text, decoding.stop)
@@ -70,12 +65,10 @@ class VllmBackend:
         prompt log-probability read back (prompt_logprobs=0 always includes the prompt's own token)."""
         from vllm import SamplingParams
 
-        from lidr.backends import candidate_token_ids
-
         ids = candidate_token_ids(self.tokenizer, candidates)
         prompts = []
         for text in texts:
-            base = self._ids(text)
+            base = prompt_ids(self.tokenizer, text)
             prompts += [{"prompt_token_ids": [*base, i]} for i in ids]
         sampling = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
         outs = self.llm.generate(prompts, sampling, use_tqdm=False)
