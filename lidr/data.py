@@ -14,7 +14,8 @@ from pathlib import Path
 
 from lidr.config import PromptSource
 from lidr.errors import DataError
-from lidr.io import read_json_or_jsonl, read_jsonl
+from lidr.io import read_json_or_jsonl
+from lidr.records import ALPACA_INSTRUCTION, PARALLEL_PROMPT, REFERENCE_OUTPUT, read_records
 
 TEXT_FIELDS = ("instruction", "question", "prompt")
 
@@ -57,7 +58,9 @@ def load_source(src: PromptSource) -> list[dict]:
         raise DataError(f"{where}: the prompt source is empty")
     field = src.field or next((f for f in TEXT_FIELDS if f in rows[0]), None)
     if field is None:
-        raise DataError(f"{where}: no text field; expected one of {TEXT_FIELDS} or set `field` in prompts.sources")
+        raise DataError(
+            f"{where}: no text field; expected one of {TEXT_FIELDS}, or set the source's `field` in params.yaml"
+        )
     id_field = src.id_field or ("id" if "id" in rows[0] else None)
     texts = []
     for i, row in enumerate(rows):
@@ -139,10 +142,10 @@ def heldout_prompts(heldout: tuple[PromptSource, ...], training: tuple[PromptSou
 
 
 def load_parallel(path: str) -> dict[tuple[str, str], str]:
-    """Given translations: (id, lang) -> text."""
+    """Given translations (records.PARALLEL_PROMPT): (id, lang) -> text."""
     table = {}
-    for i, rec in enumerate(read_jsonl(path, required=("id", "lang", "text")), 1):
-        if not isinstance(rec["text"], str) or not rec["text"].strip():
+    for i, rec in enumerate(read_records(path, PARALLEL_PROMPT), 1):
+        if not rec["text"].strip():
             raise DataError(f"{path}: record {i}: field 'text' is empty")
         table[(str(rec["id"]), rec["lang"])] = rec["text"].strip()
     return table
@@ -202,11 +205,11 @@ def load_mgsm(path: str, lang: str, limit: int = 0) -> list[dict]:
 def load_alpaca(pattern: str, lang: str, limit: int = 0) -> list[dict]:
     """Records `{"id", "lang", "dataset", "instruction"}` of one language's instruction file."""
     path = pattern.format(lang=lang)
-    rows = read_json_or_jsonl(path, required=("id", "instruction"))
+    rows = read_records(path, ALPACA_INSTRUCTION)
     out, seen = [], set()
     for i, row in enumerate(rows):
         rid, text = str(row["id"]), row["instruction"]
-        if not isinstance(text, str) or not text.strip():
+        if not text.strip():
             raise DataError(f"{path}: item {i}: field 'instruction' is empty")
         if rid in seen:
             raise DataError(f"{path}: item {i}: duplicate id {rid!r}")
@@ -221,8 +224,6 @@ def load_reference_outputs(pattern: str, lang: str) -> dict[str, dict]:
     """instruction -> `{"output", "generator"}` (alpaca_eval joins outputs on the instruction text)."""
     path = pattern.format(lang=lang)
     table = {}
-    for i, row in enumerate(read_json_or_jsonl(path, required=("instruction", "output"))):
-        if not isinstance(row["output"], str):
-            raise DataError(f"{path}: item {i}: field 'output' is not a string")
+    for row in read_records(path, REFERENCE_OUTPUT):
         table[row["instruction"].strip()] = {"output": row["output"], "generator": row.get("generator", path)}
     return table

@@ -1,4 +1,6 @@
-"""Reading and writing the pipeline's files: UTF-8 JSONL records, checked, written atomically.
+"""Reading and writing the pipeline's files: UTF-8 JSONL records, written atomically.
+
+What each file between stages holds, and its checks: lidr/records.py.
 
 Every output is written to a temporary file beside its final path and renamed at the end, so a
 crash, Ctrl-C or kill never leaves a partial file where DVC would record it as done.
@@ -18,39 +20,33 @@ from typing import Any
 from lidr.errors import DataError
 
 
-def _check_record(record: Any, required: Iterable[str], where: str) -> dict:
+def _object(record: Any, where: str) -> dict:
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    missing = [k for k in required if k not in record]
-    if missing:
-        raise DataError(f"{where}: missing field {missing[0]!r} (required: {', '.join(required)})")
     return record
 
 
-def read_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict]:
-    """All records of a JSONL file; a broken line or a missing field raises naming file and line."""
+def iter_jsonl(path: str | Path) -> Iterator[tuple[str, Any]]:
+    """(`file:line`, value) of every non-blank line of a JSONL file; a broken line raises naming file and line."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
-    required = tuple(required)
-    records = []
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield f"{path}:{lineno}", json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            records.append(_check_record(record, required, f"{path}:{lineno}"))
-    return records
 
 
-def read_json_or_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[dict]:
-    """Records of a .jsonl file, or of a .json file holding a list of objects."""
+def iter_json_or_jsonl(path: str | Path) -> Iterator[tuple[str, Any]]:
+    """(where, value) of every line of a .jsonl file, or of every item of a .json file holding a list."""
     path = Path(path)
     if path.suffix != ".json":
-        return read_jsonl(path, required)
+        yield from iter_jsonl(path)
+        return
     if not path.exists():
         raise DataError(f"{path}: file not found")
     text = path.read_text(encoding="utf-8")
@@ -60,7 +56,19 @@ def read_json_or_jsonl(path: str | Path, required: Iterable[str] = ()) -> list[d
         raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of objects, got {type(data).__name__}")
-    return [_check_record(r, tuple(required), f"{path}: item {i}") for i, r in enumerate(data)]
+    for i, item in enumerate(data):
+        yield f"{path}: item {i}", item
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """All records (JSON objects) of a JSONL file; a broken line raises naming file and line.
+    Files between stages are read with lidr.records.read_records, which also checks their fields."""
+    return [_object(r, where) for where, r in iter_jsonl(path)]
+
+
+def read_json_or_jsonl(path: str | Path) -> list[dict]:
+    """Records of a .jsonl file, or of a .json file holding a list of objects."""
+    return [_object(r, where) for where, r in iter_json_or_jsonl(path)]
 
 
 def dumps(record: Mapping[str, Any]) -> str:

@@ -1,24 +1,21 @@
 """Preference pairs from the model's own responses and self-translations (docs/method.md, step 5).
 
-For a prompt id and a non-dominant language x:
+For a prompt id and a non-dominant language x (the dominant language d is `en` by default):
 
 | pair_type       | lang | prompt          | chosen                          | rejected                       |
 |-----------------|------|-----------------|---------------------------------|--------------------------------|
-| x               | x    | prompt in x     | English response translated to x| the model's own response in x  |
-| en              | en   | English prompt  | the model's own English response| the x response translated to en|
-| x_untranslated  | x    | prompt in x     | English response, untranslated  | the model's own response in x  |
+| x               | x    | prompt in x     | d response translated to x      | the model's own response in x  |
+| d (`en`)        | d    | prompt in d     | the model's own d response      | the x response translated to d |
+| x_untranslated  | x    | prompt in x     | d response, untranslated        | the model's own response in x  |
 
-`x_untranslated` replaces `x` when the English prompt itself asks for a translation. Records are
-joined on id with polars; a response or translation missing for an id raises.
+`x_untranslated` replaces `x` when the English prompt itself asks for a translation. The pair in the
+dominant language has that language's code as its type (lidr.records.pair_types). Records are joined
+on id with polars; a response or translation missing for an id raises.
 
-Pair record (TRL conversational format plus provenance):
-  {"id", "lang", "source_lang", "pair_type", "kind", "prompt": [msg], "chosen": [msg], "rejected": [msg],
-   "chosen_origin", "rejected_origin", "chosen_finish_reason", "rejected_finish_reason",
-   "translation_ok", "asks_translation", "chosen_source", "rejected_source",
-   "chosen_source_finish_reason", "rejected_source_finish_reason"}
-A failed translation leaves that side's content null and `translation_ok` false. `*_source` is the
-text a translated side was translated from (null for an untranslated side), and
-`*_source_finish_reason` how its generation ended: the gate measures length ratios and truncation on them.
+The pair record (TRL conversational format plus provenance) is lidr.records.PAIR. A failed translation
+leaves that side's content null and `translation_ok` false. `*_source` is the text a translated side
+was translated from (null for an untranslated side), and `*_source_finish_reason` how its generation
+ended: the gate measures length ratios and truncation on them.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The great-expectations suite over the kept pairs, and the gate's counts and report.
 
 Two in-memory batches (ephemeral GX context, pandas, no network, no files):
-- `kept`: one row per kept pair (id, lang, source_lang, pair_type, the prompt/chosen/rejected texts,
-  their lengths, whether chosen equals rejected): at least one row, the schema, no nulls, `lang` in
-  the configured set, lengths within bounds, chosen != rejected;
+- `kept`: one row per kept pair (its key fields of lidr.records.KEPT_PAIR: id, lang, source_lang, pair_type;
+  the prompt/chosen/rejected texts, their lengths, whether chosen equals rejected): at least one row, the
+  schema, no nulls, `lang` in the configured set, `pair_type` one of the run's (lidr.records.pair_types of
+  the dominant language), lengths within bounds, chosen != rejected;
 - `per_language`: one row per configured language (kept, total, kept_share): at least
   `filter.suite.min_pairs_per_lang` kept pairs and a kept share of at least `min_kept_share`.
 
@@ -17,10 +18,12 @@ from collections import Counter
 
 from lidr.config import SuiteParams
 from lidr.gate import RULE_NAMES, content, norm
+from lidr.records import KEPT_PAIR, pair_types
 
+# the kept pair's fields other than its messages, which become the text columns
+PAIR_COLUMNS = tuple(f for f in KEPT_PAIR.names if f not in ("prompt", "chosen", "rejected"))
 TEXT_COLUMNS = ("prompt_text", "chosen_text", "rejected_text")
-KEPT_COLUMNS = ("id", "lang", "source_lang", "pair_type", *TEXT_COLUMNS, "chosen_chars", "rejected_chars", "same")
-PAIR_TYPES = ("x", "en", "x_untranslated")
+KEPT_COLUMNS = (*PAIR_COLUMNS, *TEXT_COLUMNS, "chosen_chars", "rejected_chars", "same")
 
 
 def kept_rows(kept: list[dict]) -> list[dict]:
@@ -29,10 +32,7 @@ def kept_rows(kept: list[dict]) -> list[dict]:
         chosen, rejected = content(p, "chosen"), content(p, "rejected")
         rows.append(
             {
-                "id": p.get("id"),
-                "lang": p.get("lang"),
-                "source_lang": p.get("source_lang"),
-                "pair_type": p.get("pair_type"),
+                **{c: p.get(c) for c in PAIR_COLUMNS},
                 "prompt_text": p["prompt"][-1]["content"],
                 "chosen_text": chosen,
                 "rejected_text": rejected,
@@ -118,7 +118,8 @@ def _stable(result: dict) -> dict:
 
 
 def run_suite(kept: list[dict], rejected: list[dict], langs: tuple[str, ...], suite: SuiteParams) -> dict:
-    """Validate both batches; returns {"success", "kept": GX result, "per_language": GX result, "failures": [str]}."""
+    """Validate both batches; returns {"success", "kept": GX result, "per_language": GX result, "failures": [str]}.
+    `langs` starts with the dominant language."""
     import pandas as pd
 
     gx, ctx = _context()
@@ -128,14 +129,11 @@ def run_suite(kept: list[dict], rejected: list[dict], langs: tuple[str, ...], su
     kept_suite = [
         E.ExpectTableRowCountToBeBetween(min_value=1),  # training needs at least one pair
         E.ExpectTableColumnsToMatchSet(column_set=list(KEPT_COLUMNS), exact_match=True),
-        *[
-            E.ExpectColumnValuesToNotBeNull(column=c)
-            for c in ("id", "lang", "source_lang", "pair_type", *TEXT_COLUMNS)
-        ],
+        *[E.ExpectColumnValuesToNotBeNull(column=c) for c in (*PAIR_COLUMNS, *TEXT_COLUMNS)],
         *[E.ExpectColumnValuesToBeOfType(column=c, type_="str") for c in ("id", *TEXT_COLUMNS)],
         E.ExpectColumnValuesToBeInSet(column="lang", value_set=list(langs)),
         E.ExpectColumnValuesToBeInSet(column="source_lang", value_set=list(langs[1:])),
-        E.ExpectColumnValuesToBeInSet(column="pair_type", value_set=list(PAIR_TYPES)),
+        E.ExpectColumnValuesToBeInSet(column="pair_type", value_set=list(pair_types(langs[0]))),
         *[
             E.ExpectColumnValuesToBeBetween(column=c, min_value=suite.min_chars, max_value=suite.max_chars)
             for c in ("chosen_chars", "rejected_chars")

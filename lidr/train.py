@@ -234,9 +234,8 @@ def make_trainer(
     peft_config = lora_config(params) if params.train.mode == "lora" else None
     callbacks = list(callbacks)
     if live_dir:
-        from transformers.integrations import DVCLiveCallback
-
         from dvclive import Live
+        from transformers.integrations import DVCLiveCallback
 
         resume = any(ckpt_dir.glob("checkpoint-*"))
         # The curves are logged beside the trainer checkpoints (so a resumed run continues them) and copied

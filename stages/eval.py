@@ -10,16 +10,14 @@ same restriction; an empty answer is not). Each share has its n and 95% Wilson i
 `--base-answers`/`--base-alpaca` (m0's files) every per-item outcome is also compared with m0's on the
 same items: the paired difference, its 95% interval and the exact McNemar p-value (lidr.stats).
 
-Output record: {"id", "lang", "question", "gold", "response", "predicted", "correct", "detected_lang",
-                "on_target", "finish_reason", "n_tokens"}
+Output: lidr.records.EVAL_ANSWER (MGSM answers) and lidr.records.ALPACA_ANSWER (instruction answers).
 Metrics: {"mgsm": {lang: {"accuracy", "accuracy_ci95", "off_target_rate", "n"}},
           "mgsm_avg": {"accuracy", "off_target_rate"},
           "fidelity": {lang|"all": {"k", "n", "share", "ci95"}},
           "vs_m0": {"mgsm"|"fidelity": {lang|"all": {"n", "base", "new", "gained", "lost", "diff", "ci95",
                                                       "p_mcnemar"}}}}   (vs_m0 with the base files only)
-Instruction answers (greedy, repetition penalty from params; alpaca_eval's "output"/"generator" fields, so the
-file can serve as reference outputs): {"id", "lang", "dataset", "instruction", "output", "generator",
-"finish_reason", "n_tokens", "detected_lang", "on_target"}. Each part's cost goes to its own file.
+Instruction answers: greedy, repetition penalty from params; alpaca_eval's "output"/"generator" fields, so the
+file can serve as reference outputs. Each part's cost goes to its own file.
 
     python -m stages.eval --model models/m1 --answers data/m1/eval_answers.jsonl \
         --metrics metrics/eval/m1.json --cost metrics/cost/m1/eval.json --meta data/m1/eval_answers.meta.json \
@@ -37,8 +35,9 @@ from lidr.data import load_alpaca, load_mgsm
 from lidr.errors import JoinError
 from lidr.evaluate import detect_language, extract_last_number, is_correct
 from lidr.generate import generate
-from lidr.io import read_jsonl, write_json, write_jsonl
+from lidr.io import write_json
 from lidr.prompts import task_messages
+from lidr.records import ALPACA_ANSWER, EVAL_ANSWER, read_records, write_records
 from lidr.stats import paired_shares, share, wilson
 
 
@@ -165,20 +164,20 @@ def main(args) -> None:
     if args.base_answers and args.base_alpaca:
         metrics["vs_m0"] = {
             "mgsm": paired(
-                read_jsonl(args.base_answers, required=("id", "lang", "correct")),
+                read_records(args.base_answers, EVAL_ANSWER),
                 records,
                 "correct",
                 args.base_answers,
             ),
             "fidelity": paired(
-                read_jsonl(args.base_alpaca, required=("id", "lang", "on_target")),
+                read_records(args.base_alpaca, ALPACA_ANSWER),
                 answers,
                 "on_target",
                 args.base_alpaca,
             ),
         }
-    write_jsonl(args.answers, records)
-    write_jsonl(args.alpaca_answers, answers)
+    write_records(args.answers, EVAL_ANSWER, records)
+    write_records(args.alpaca_answers, ALPACA_ANSWER, answers)
     write_json(args.metrics, metrics)
     write_json(args.cost, mgsm_cost)
     write_json(args.alpaca_cost, cost.as_metrics())

@@ -2,9 +2,9 @@
 
 Rules and thresholds: params.yaml `filter` (lidr/gate.py); the suite: `filter.suite` (lidr/quality.py).
 
-Input: pairs.jsonl (schema in lidr/pairs.py). Outputs:
-- kept pairs, what training reads: {"id", "lang", "source_lang", "pair_type", "prompt", "chosen", "rejected"};
-- rejected pairs: the pair record plus "rejected_by": [rule], "reasons": ["rule[side]: detail"];
+Input: lidr.records.PAIR. Outputs:
+- kept pairs, what training reads: lidr.records.KEPT_PAIR;
+- rejected pairs: lidr.records.REJECTED_PAIR (the pair, "rejected_by" and "reasons");
 - metrics: {"kept"|"rejected"|"kept_share": {lang: x}, "rules": {rule: n}, "rules_by_lang": {lang: {rule: n}},
   "rules_by_side": {side: {rule: n}}, "total": {"kept", "rejected"}, "suite": {"success", "failed"}};
 - validation: {"success", "kept": GX result, "per_language": GX result, "failures": [str]};
@@ -22,11 +22,9 @@ from pathlib import Path
 from lidr import stage
 from lidr.errors import GateError
 from lidr.gate import apply_rules
-from lidr.io import read_jsonl, write_json, write_jsonl, write_text
+from lidr.io import write_json, write_text
 from lidr.quality import gate_metrics, report_markdown, run_suite
-
-TRAIN_FIELDS = ("id", "lang", "source_lang", "pair_type", "prompt", "chosen", "rejected")
-REQUIRED = ("id", "lang", "source_lang", "pair_type", "prompt", "chosen", "rejected", "translation_ok")
+from lidr.records import KEPT_PAIR, PAIR, REJECTED_PAIR, read_records, write_records
 
 
 def gate(pairs: list[dict], params) -> tuple[list[dict], list[dict], dict, dict]:
@@ -41,7 +39,7 @@ def gate(pairs: list[dict], params) -> tuple[list[dict], list[dict], dict, dict]
 
 def main(args) -> None:
     params = stage.params_of(args)
-    pairs = read_jsonl(args.pairs, required=REQUIRED)
+    pairs = read_records(args.pairs, PAIR)
     kept, rejected, metrics, validation = gate(pairs, params)
     write_json(args.validation, validation)
     write_text(args.report, report_markdown(Path(args.pairs).parent.name, metrics, validation, rejected))
@@ -52,8 +50,8 @@ def main(args) -> None:
             f"{args.pairs}: the data-quality gate failed ({len(kept)} of {len(pairs)} pairs kept; "
             f"report: {args.report}): " + " | ".join(validation["failures"])
         )
-    write_jsonl(args.kept, [{f: p[f] for f in TRAIN_FIELDS} for p in kept])
-    write_jsonl(args.rejected, rejected)
+    write_records(args.kept, KEPT_PAIR, [{f: p[f] for f in KEPT_PAIR.names} for p in kept])
+    write_records(args.rejected, REJECTED_PAIR, rejected)
     write_json(args.metrics, metrics)
     print(f"kept {metrics['kept']}, rejected {metrics['rejected']}; rejections per rule {metrics['rules']}")
 

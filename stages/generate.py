@@ -3,8 +3,7 @@
 Greedy, repetition penalty from params (1.1), one response per prompt; math prompts go in the
 reference's math wrapper. Prompts whose translation failed are not answered.
 
-Input: prompts.jsonl (see translate_prompts)
-Output record: {"id", "kind", "lang", "messages": [msg], "response", "finish_reason", "n_tokens"}
+Input: lidr.records.PROMPT. Output: lidr.records.RESPONSE
 
     python -m stages.generate --model models/m0 --prompts data/m1/prompts.jsonl \
         --out data/m1/responses.jsonl --meta data/m1/responses.meta.json --cost metrics/cost/m1/generate.json
@@ -16,13 +15,14 @@ from lidr import stage
 from lidr.backends import Decoding, Request, make_backend
 from lidr.errors import DataError
 from lidr.generate import generate
-from lidr.io import read_jsonl, write_json, write_jsonl
+from lidr.io import write_json
 from lidr.prompts import task_messages
+from lidr.records import PROMPT, RESPONSE, read_records, write_records
 
 
 def main(args) -> None:
     params = stage.params_of(args)
-    prompts = [p for p in read_jsonl(args.prompts, required=("id", "kind", "lang", "text", "ok")) if p["ok"]]
+    prompts = [p for p in read_records(args.prompts, PROMPT) if p["ok"]]
     if not prompts:
         raise DataError(f"{args.prompts}: no prompts to answer (the file is empty or every translation failed)")
     messages = [task_messages(p["text"], p["kind"], p["lang"]) for p in prompts]
@@ -49,7 +49,7 @@ def main(args) -> None:
         }
         for p, m, c in zip(prompts, messages, completions, strict=True)
     ]
-    write_jsonl(args.out, records)
+    write_records(args.out, RESPONSE, records)
     stage.write_meta(args.meta, backend.name, args.model, decoding=decoding.__dict__)
     write_json(args.cost, cost.as_metrics())
     print(pl.DataFrame(records).group_by("lang", "finish_reason").len().sort("lang", "finish_reason"))

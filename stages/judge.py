@@ -6,11 +6,7 @@ Each is judged in both orders by the judge of eval.judge (lidr.judge); a compari
 same file as another one's is judged once. The `openai` judge uses alpaca_eval's weighted GPT-4-turbo
 annotator prompt (with the multilingual rule), from the alpaca-eval package; the local judge lidr's prompt.
 
-Input records (stages.eval): {"id", "lang", "dataset", "instruction", "output", "generator", ...}
-Output record: {"comparison", "id", "lang", "instruction", "model", "opponent", "output", "opponent_output",
-                "judge", "orders": [{"model_token", "prompt", "logprobs", "preference", "error"}] x 2 (none for
-                identical outputs), "preference", "verdict", "orders_used", "order_disagreement", "ok", "error",
-                "identical_outputs"}
+Input: lidr.records.ALPACA_ANSWER (stages.eval). Output: lidr.records.JUDGEMENT
 Metrics: {"judge", "prompt", "reference", "alpaca": {lang: TABLE}, "alpaca_avg": {"win_rate"},
           "head_to_head": {"previous"|"m0": {"opponent", "per_lang": {lang: TABLE}}}}
 TABLE, per language, as alpaca_eval describes a head-to-head (lidr.judge.head_to_head):
@@ -39,15 +35,14 @@ from lidr import stage
 from lidr.backends import make_backend
 from lidr.data import load_reference_outputs
 from lidr.errors import JoinError
-from lidr.io import read_jsonl, write_json, write_jsonl
+from lidr.io import write_json
 from lidr.judge import LocalJudge, OpenAIJudge, head_to_head, judge_pairs
-
-ANSWER_FIELDS = ("id", "lang", "instruction", "output", "generator")
+from lidr.records import ALPACA_ANSWER, JUDGEMENT, read_records, write_records
 
 
 def join_answers(answers: list[dict], path: str) -> tuple[str, list[str]]:
     """An opponent from another model's answers file: its name and its output for each of `answers`."""
-    theirs = {(r["lang"], r["id"]): r for r in read_jsonl(path, required=ANSWER_FIELDS)}
+    theirs = {(r["lang"], r["id"]): r for r in read_records(path, ALPACA_ANSWER)}
     missing = [(a["lang"], a["id"]) for a in answers if (a["lang"], a["id"]) not in theirs]
     if missing:
         raise JoinError(f"{path}: no answer for {missing[0][0]} instruction {missing[0][1]!r}")
@@ -161,7 +156,7 @@ def summarise(by_comparison: dict[str, list[dict]], judge: str, reference: str, 
 
 def main(args) -> None:
     params = stage.params_of(args)
-    answers = first_per_language(read_jsonl(args.answers, required=ANSWER_FIELDS), params.eval.judge.limit)
+    answers = first_per_language(read_records(args.answers, ALPACA_ANSWER), params.eval.judge.limit)
     cost = stage.Cost()
     if params.eval.judge.kind == "openai":
         judge = OpenAIJudge.from_env()
@@ -193,7 +188,7 @@ def main(args) -> None:
             cost.requests += sum(len(r["orders"]) for r in judged[source])
         by_comparison[name] = [{"comparison": name, **r} for r in judged[source]]
     metrics = summarise(by_comparison, judge.name, params.eval.alpaca.reference, judge.prompt.source)
-    write_jsonl(args.judgements, [r for rs in by_comparison.values() for r in rs])
+    write_records(args.judgements, JUDGEMENT, [r for rs in by_comparison.values() for r in rs])
     write_json(args.metrics, metrics)
     write_json(args.cost, cost.as_metrics())
     print({k: metrics[k] for k in ("alpaca_avg", "head_to_head")})

@@ -1,6 +1,6 @@
 """Build the preference pairs (docs/method.md, step 5) from responses and their self-translations.
 
-Inputs: prompts_en.jsonl, responses.jsonl, translations.jsonl. Output: pairs.jsonl (schema in lidr/pairs.py).
+Inputs: lidr.records.PROMPT_EN, RESPONSE, TRANSLATION. Output: lidr.records.PAIR (built as lidr/pairs.py describes).
 
     python -m stages.pair --prompts data/m1/prompts_en.jsonl --responses data/m1/responses.jsonl \
         --translations data/m1/translations.jsonl --out data/m1/pairs.jsonl
@@ -9,19 +9,17 @@ Inputs: prompts_en.jsonl, responses.jsonl, translations.jsonl. Output: pairs.jso
 import polars as pl
 
 from lidr import stage
-from lidr.io import read_jsonl, write_jsonl
 from lidr.pairs import build_pairs
+from lidr.records import PAIR, PROMPT_EN, RESPONSE, TRANSLATION, read_records, write_records
 
 
 def main(args) -> None:
     params = stage.params_of(args)
-    prompts = read_jsonl(args.prompts, required=("id", "text"))
-    responses = read_jsonl(args.responses, required=("id", "kind", "lang", "messages", "response", "finish_reason"))
-    translations = read_jsonl(
-        args.translations, required=("id", "source_lang", "target_lang", "text", "ok", "finish_reason")
-    )
+    prompts = read_records(args.prompts, PROMPT_EN)
+    responses = read_records(args.responses, RESPONSE)
+    translations = read_records(args.translations, TRANSLATION)
     pairs = build_pairs(prompts, responses, translations, params.languages.dominant, params.languages.others)
-    write_jsonl(args.out, pairs)
+    write_records(args.out, PAIR, pairs)
     if not pairs:
         print("no pairs: no prompt has a response in a non-dominant language")
         return

@@ -4,9 +4,8 @@ Without `--reference-scores` (for m0): writes the per-pair log-probabilities onl
 iteration): also the implicit-reward margin of each pair against m0 and the held-out preference
 accuracy per pair type and language (lidr.preference).
 
-Input: pairs_kept.jsonl of the held-out block (stages.filter)
-Output record: {"id", "source_lang", "pair_type", "lang", "chosen_logp", "rejected_logp", "chosen_tokens",
-                "rejected_tokens"} (+ "margin" with a reference)
+Input: lidr.records.KEPT_PAIR (the held-out block's, stages.filter), and with a reference its
+lidr.records.SCORE. Output: lidr.records.SCORE, or with a reference lidr.records.HELDOUT_SCORE (+ "margin")
 Metrics: {"heldout": {pair_type: {lang|"all": {"accuracy": {"k", "n", "share", "ci95"},
                                                "margin": {"n", "mean", "ci95"}, "p_sign"}}}}
 
@@ -21,23 +20,20 @@ import polars as pl
 
 from lidr import stage
 from lidr.errors import DataError
-from lidr.io import read_jsonl, write_json, write_jsonl
+from lidr.io import write_json
 from lidr.model import load_causal_lm, load_tokenizer
 from lidr.preference import PAIR_KEY, margins, score_pairs, summarise
-
-PAIR_FIELDS = (*PAIR_KEY, "lang", "prompt", "chosen", "rejected")
+from lidr.records import HELDOUT_SCORE, KEPT_PAIR, SCORE, read_records, write_records
 
 
 def main(args) -> None:
     params = stage.params_of(args)
     if args.reference_scores and not args.metrics:
         raise DataError("--reference-scores needs --metrics (where the held-out accuracy goes)")
-    pairs = read_jsonl(args.pairs, required=PAIR_FIELDS)
+    pairs = read_records(args.pairs, KEPT_PAIR)
     if not pairs:
         raise DataError(f"{args.pairs}: no held-out pairs survived the gate; add held-out prompts (heldout.sources)")
-    reference = (
-        read_jsonl(args.reference_scores, required=(*PAIR_KEY, "chosen_logp")) if args.reference_scores else None
-    )
+    reference = read_records(args.reference_scores, SCORE) if args.reference_scores else None
     if params.generation.threads:
         import torch
 
@@ -45,14 +41,14 @@ def main(args) -> None:
     model, tokenizer = load_causal_lm(args.model, params), load_tokenizer(args.model, params)
     scores = score_pairs(model, tokenizer, pairs, batch_size=args.batch_size)
     if reference is None:
-        write_jsonl(args.scores, scores)
+        write_records(args.scores, SCORE, scores)
         return
     try:
         table = margins(scores, reference)
     except ValueError as e:
         raise DataError(f"{args.reference_scores}: {e}; rerun the reference's scoring") from None
     margin = dict(zip(table.select(PAIR_KEY).iter_rows(), table["margin"], strict=True))
-    write_jsonl(args.scores, [{**s, "margin": margin[tuple(s[k] for k in PAIR_KEY)]} for s in scores])
+    write_records(args.scores, HELDOUT_SCORE, [{**s, "margin": margin[tuple(s[k] for k in PAIR_KEY)]} for s in scores])
     metrics = {"heldout": summarise(table)}
     write_json(args.metrics, metrics)
     print(

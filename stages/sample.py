@@ -5,7 +5,7 @@ With `--heldout`, the fixed held-out block instead (`heldout.sources`, each sour
 of its seeded order), checked to share no id and no text with any chain's source: no iteration
 ever trains on it.
 
-Output record: {"id", "kind": "general"|"math", "text", "source"}
+Output: lidr.records.PROMPT_EN
 
     python -m stages.sample --iteration general-m1 --out data/general-m1/prompts_en.jsonl
     python -m stages.sample --heldout --out data/heldout/prompts_en.jsonl
@@ -15,7 +15,7 @@ import polars as pl
 
 from lidr import stage
 from lidr.data import heldout_prompts, sample_prompts
-from lidr.io import write_jsonl
+from lidr.records import PROMPT_EN, write_records
 
 
 def main(args) -> None:
@@ -25,7 +25,7 @@ def main(args) -> None:
     else:
         it = params.iteration(args.iteration)
         prompts = sample_prompts(params.chain(args.iteration).sources, it.round, params.seed)
-    write_jsonl(args.out, prompts)
+    write_records(args.out, PROMPT_EN, prompts)
     print(pl.DataFrame(prompts).group_by("kind").len().sort("kind"))
 
 

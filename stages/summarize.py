@@ -17,7 +17,9 @@ Writes
 - plots/<measure>.csv: one row per model and language (iteration, model, lang, value, low, high), drawn by
   `dvc plots show` with the models on the x axis (with several chains, each line is "<chain>:<lang>" and starts
   at m0); plots/training_<curve>.csv: one row per iteration and step;
-  PNGs of the headline measures and the training loss, embedded in the report;
+  PNGs of the headline measures and the training loss, embedded in the report.
+  The dominant language's pairs are of type `en` by default; with another dominant language d, their
+  measures are named after it: heldout_<d>_acc, plots/heldout_<d>_pair_accuracy.csv.
 - metrics/report.md: every table, and one sentence on whether the effect is significant; metrics/cost.md.
 
     python -m stages.summarize --evals metrics/eval --judges metrics/judge --preference metrics/preference \
@@ -36,6 +38,7 @@ from lidr import plots, stage
 from lidr.config import BASE_MODEL_KEY, chain_order, iteration_order
 from lidr.errors import DataError
 from lidr.io import atomic_path, write_json, write_text
+from lidr.languages import language_name
 from lidr.stats import fmt_paired, fmt_share
 
 # a local judge that puts less than this on its two verdict tokens answers something else: its
@@ -95,7 +98,14 @@ def _mean(values) -> float | None:
 
 
 def headline(
-    model: str, ev: dict, judge: dict, pref: dict | None, gate: dict | None, train: dict | None, trained: list[str]
+    model: str,
+    ev: dict,
+    judge: dict,
+    pref: dict | None,
+    gate: dict | None,
+    train: dict | None,
+    trained: list[str],
+    dominant: str = "en",
 ) -> dict[str, dict]:
     """The headline measures of one model: {lang: {measure: value}} for every language measured, and "avg" over
     the trained languages (held-out accuracy pooled over their pairs). A measure the model lacks (m0 has no
@@ -110,7 +120,7 @@ def headline(
             "fidelity": fid.get(lang, {}).get("share"),
             "fidelity_gain": vs_m0.get(lang, {}).get("diff"),
             "heldout_x_acc": heldout.get("x", {}).get(lang, {}).get("accuracy", {}).get("share"),
-            "heldout_en_acc": heldout.get("en", {}).get(lang, {}).get("accuracy", {}).get("share"),
+            f"heldout_{dominant}_acc": heldout.get(dominant, {}).get(lang, {}).get("accuracy", {}).get("share"),
             "mgsm": ev["mgsm"].get(lang, {}).get("accuracy"),
             "win_rate": judge["alpaca"].get(lang, {}).get("win_rate"),
             "kept_x_pairs": kept.get(lang, 0) if gate is not None and lang in trained else None,
@@ -122,7 +132,7 @@ def headline(
         "fidelity": _mean(fid.get(x, {}).get("share") for x in trained),
         "fidelity_gain": _mean(vs_m0.get(x, {}).get("diff") for x in trained) if vs_m0 else None,
         "heldout_x_acc": heldout.get("x", {}).get("all", {}).get("accuracy", {}).get("share"),
-        "heldout_en_acc": heldout.get("en", {}).get("all", {}).get("accuracy", {}).get("share"),
+        f"heldout_{dominant}_acc": heldout.get(dominant, {}).get("all", {}).get("accuracy", {}).get("share"),
         "mgsm": ev["mgsm_avg"]["accuracy"],
         "win_rate": judge.get("alpaca_avg", {}).get("win_rate"),
         "kept_x_pairs": sum(kept.get(x, 0) for x in trained) if gate is not None else None,
@@ -177,6 +187,7 @@ def main(args) -> None:
     models = [BASE_MODEL_KEY, *iters]
     newest = {chain: keys[-1] for chain, keys in chains.items()}
     others = list(params.languages.others)
+    dominant = params.languages.dominant
     evals = {m: read(Path(args.evals) / f"{m}.json", f"evaluate {m}") for m in models}
     judges = {m: read(Path(args.judges) / f"{m}.json", f"judge {m}") for m in models}
     pref = {m: read(Path(args.preference) / f"{m}.json", f"score {m} on the held-out pairs") for m in iters}
@@ -186,12 +197,14 @@ def main(args) -> None:
     sentences = [verdict(n, pref, evals, others)[0] for n in newest.values()]
 
     # --- headline measures: per model and language, and averaged over the trained languages
-    heads = {m: headline(m, evals[m], judges[m], pref.get(m), gates.get(m), trains.get(m), others) for m in models}
+    heads = {
+        m: headline(m, evals[m], judges[m], pref.get(m), gates.get(m), trains.get(m), others, dominant) for m in models
+    }
 
-    # one row that fits a 120-column `dvc metrics show`: the headline files hold the English pairs and win rate
+    # one row that fits a 120-column `dvc metrics show`: the headline files hold the dominant pairs and win rate
     def chain_summary(chain: str) -> dict:
         row = {"iteration": len(chains[chain]), **heads[newest[chain]]["avg"]}
-        return {k: v for k, v in row.items() if k not in ("heldout_en_acc", "win_rate")}
+        return {k: v for k, v in row.items() if k not in (f"heldout_{dominant}_acc", "win_rate")}
 
     if len(chains) == 1:
         summary = chain_summary(next(iter(chains)))
@@ -209,8 +222,8 @@ def main(args) -> None:
         "heldout_x_pair_accuracy": {
             m: {k: point(v["accuracy"]) for k, v in pref[m]["heldout"].get("x", {}).items()} for m in iters
         },
-        "heldout_en_pair_accuracy": {
-            m: {k: point(v["accuracy"]) for k, v in pref[m]["heldout"].get("en", {}).items()} for m in iters
+        f"heldout_{dominant}_pair_accuracy": {
+            m: {k: point(v["accuracy"]) for k, v in pref[m]["heldout"].get(dominant, {}).items()} for m in iters
         },
         "language_fidelity": {m: {k: point(v) for k, v in evals[m]["fidelity"].items()} for m in models},
         "mgsm_accuracy": {m: {k: point(v, "accuracy") for k, v in evals[m]["mgsm"].items()} for m in models},
@@ -263,9 +276,10 @@ def main(args) -> None:
         f"![held-out preference accuracy on x-prompt pairs]({picture('heldout_x_pair_accuracy')})\n",
         "m0's LIDR pairs on the held-out block (prompts no iteration trains on), scored by each model's implicit "
         "reward against m0: the share of pairs whose chosen log-ratio exceeds the rejected one, and the mean "
-        "margin in nats. m0's margin is 0 by construction; chance is 50%. `x`: the English answer translated "
-        "into x over the model's own x answer (the language-imbalance signal); `en`: the English answer over "
-        "the x answer translated into English.\n",
+        "margin in nats. m0's margin is 0 by construction; chance is 50%. `x`: the "
+        f"{language_name(dominant)} answer translated into x over the model's own x answer (the language-imbalance "
+        f"signal); `{dominant}`: the {language_name(dominant)} answer over the x answer translated into "
+        f"{language_name(dominant)}.\n",
     ]
     rows = []
     for m in iters:

@@ -1,11 +1,12 @@
 """Prompts in every language: taken from a parallel source when it has them, else self-translated.
 
-The parallel source is the iteration's chain's (`chains.<chain>.parallel`), or with `--heldout` the held-out
-block's `heldout.parallel`.
+The sampled prompts are English (records.SOURCE_LANG): the English prompt is the source text itself, and
+every other language's, the dominant one's included when it is not English, comes from the parallel
+source (the iteration's chain's `chains.<chain>.parallel`, or with `--heldout` the held-out block's
+`heldout.parallel`) or is translated from the English text. A prompt whose dominant-language version failed
+to translate is not answered in any language (`ok` false): none of its pairs could be built.
 
-Input: prompts_en.jsonl {"id", "kind", "text", "source"}
-Output record: {"id", "kind", "lang", "text": str|null, "origin": "source"|"parallel"|"self-translation",
-                "ok", "error", "finish_reason"}
+Input: lidr.records.PROMPT_EN. Output: lidr.records.PROMPT
 
     python -m stages.translate_prompts --iteration general-m1 --model models/m0 \
         --prompts data/general-m1/prompts_en.jsonl --out data/general-m1/prompts.jsonl \
@@ -16,21 +17,22 @@ import polars as pl
 
 from lidr import stage
 from lidr.data import load_parallel
-from lidr.io import read_jsonl, write_json, write_jsonl
+from lidr.io import write_json
+from lidr.records import PROMPT, PROMPT_EN, SOURCE_LANG, read_records, write_records
 from lidr.translate import translate, translation_decoding
 
 
 def main(args) -> None:
     params = stage.params_of(args)
     langs = params.languages
-    prompts = read_jsonl(args.prompts, required=("id", "kind", "text"))
+    prompts = read_records(args.prompts, PROMPT_EN)
     parallel = params.heldout.parallel if args.heldout else params.chain(args.iteration).parallel
     given = load_parallel(parallel) if parallel else {}
     out = {
-        (p["id"], langs.dominant): {
+        (p["id"], SOURCE_LANG): {
             "id": p["id"],
             "kind": p["kind"],
-            "lang": langs.dominant,
+            "lang": SOURCE_LANG,
             "text": p["text"],
             "origin": "source",
             "ok": True,
@@ -41,7 +43,9 @@ def main(args) -> None:
     }
     jobs = []
     for p in prompts:
-        for x in langs.others:
+        for x in langs.all:
+            if x == SOURCE_LANG:
+                continue
             if (p["id"], x) in given:
                 out[(p["id"], x)] = {
                     "id": p["id"],
@@ -79,8 +83,13 @@ def main(args) -> None:
                 "error": t["error"],
                 "finish_reason": t["finish_reason"],
             }
+    for p in prompts:  # without a prompt in the dominant language, no pair of this id can be built
+        if not out[(p["id"], langs.dominant)]["ok"]:
+            for x in langs.others:
+                if out[(p["id"], x)]["ok"]:
+                    out[(p["id"], x)] = {**out[(p["id"], x)], "ok": False, "error": f"no {langs.dominant} prompt"}
     records = [out[(p["id"], lang)] for p in prompts for lang in langs.all]
-    write_jsonl(args.out, records)
+    write_records(args.out, PROMPT, records)
     stage.write_meta(args.meta, backend_name, args.model, parallel=parallel)
     write_json(args.cost, cost.as_metrics())
     print(pl.DataFrame(records).group_by("lang", "origin").agg(pl.col("ok").sum().alias("ok"), pl.len()).sort("lang"))

@@ -1,8 +1,7 @@
-"""Self-translation of responses: every English response into every x, every x response into English.
+"""Self-translation of responses: every dominant-language response into every x, every x response into the
+dominant language.
 
-Input: responses.jsonl (see generate)
-Output record: {"id", "source_lang", "target_lang", "source_text", "text": str|null, "ok", "error", "raw",
-                "finish_reason", "n_tokens"}
+Input: lidr.records.RESPONSE. Output: lidr.records.TRANSLATION
 
     python -m stages.translate_responses --model models/m0 --responses data/m1/responses.jsonl \
         --out data/m1/translations.jsonl --meta data/m1/translations.meta.json \
@@ -13,14 +12,15 @@ import polars as pl
 
 from lidr import stage
 from lidr.backends import make_backend
-from lidr.io import read_jsonl, write_json, write_jsonl
+from lidr.io import write_json
 from lidr.pairs import translation_jobs
+from lidr.records import RESPONSE, TRANSLATION, read_records, write_records
 from lidr.translate import translate, translation_decoding
 
 
 def main(args) -> None:
     params = stage.params_of(args)
-    responses = read_jsonl(args.responses, required=("id", "lang", "response"))
+    responses = read_records(args.responses, RESPONSE)
     jobs = translation_jobs(responses, params.languages.dominant, params.languages.others)
     backend = make_backend(params, args.model)
     g = params.generation
@@ -29,7 +29,7 @@ def main(args) -> None:
     )
     cost = stage.Cost()
     records = translate(backend, jobs, decoding, args.model, desc="translate responses", cost=cost)
-    write_jsonl(args.out, records)
+    write_records(args.out, TRANSLATION, records)
     stage.write_meta(args.meta, backend.name, args.model, decoding=decoding.__dict__)
     write_json(args.cost, cost.as_metrics())
     print(pl.DataFrame(records).group_by("source_lang", "target_lang").agg(pl.col("ok").mean(), pl.len()))

@@ -23,7 +23,19 @@ def test_opponents_judge_a_shared_source_once():
 
 
 def answer(i, lang="es", out="x"):
-    return {"id": f"q{i}", "lang": lang, "instruction": f"Pregunta {i}", "output": out, "generator": "m1"}
+    """An instruction answer (lidr.records.ALPACA_ANSWER)."""
+    return {
+        "id": f"q{i}",
+        "lang": lang,
+        "dataset": "d",
+        "instruction": f"Pregunta {i}",
+        "output": out,
+        "generator": "m1",
+        "finish_reason": "stop",
+        "n_tokens": 1,
+        "detected_lang": lang,
+        "on_target": True,
+    }
 
 
 def test_join_answers_and_reference_fail_loudly_on_a_missing_item(tmp_path):
@@ -230,7 +242,19 @@ def test_judge_stage_on_a_tiny_model(tmp_path, tiny_model):
 
     rows = [r for lang in ("en", "es") for r in load_alpaca(str(ROOT / "data/builtin/xalpaca/{lang}.json"), lang, 1)]
     for name, out in (("m0", "Short."), ("m1", "A longer answer.")):
-        write_jsonl(tmp_path / f"{name}.jsonl", [{**r, "output": out, "generator": name} for r in rows])
+        answers = [
+            {
+                **r,
+                "output": out,
+                "generator": name,
+                "finish_reason": "stop",
+                "n_tokens": 2,
+                "detected_lang": r["lang"],
+                "on_target": True,
+            }
+            for r in rows
+        ]
+        write_jsonl(tmp_path / f"{name}.jsonl", answers)
     args = argparse.Namespace(
         params=str(ROOT / "tests/fixtures/tiny_params.yaml"),
         answers=str(tmp_path / "m1.jsonl"),

@@ -93,6 +93,9 @@ class Generation:
                     "lang": "en",
                     "ok": True,
                     "text": f"Tell me fact number {i} about " + "rivers and seas " * (i % 5),
+                    "origin": "source",
+                    "error": None,
+                    "finish_reason": None,
                 }
                 for i in range(N_PROMPTS)
             ],
@@ -307,6 +310,13 @@ def run_main(module: str, tmp_path: Path, **paths) -> str:
     return str(exit_.value.__context__)
 
 
+# a prompt record (lidr.records.PROMPT)
+PROMPT_LINE = (
+    '{"id": "a", "kind": "general", "lang": "en", "text": "hi", "ok": true, "origin": "source", "error": null, '
+    '"finish_reason": null}'
+)
+
+
 def generate_args(tmp_path: Path, prompts: Path) -> dict:
     return {
         "model": tmp_path / "no-model",
@@ -321,13 +331,13 @@ def generate_args(tmp_path: Path, prompts: Path) -> dict:
     ("content", "message"),
     [
         (
-            '{"id": "a", "kind": "general", "lang": "en", "text": "hi", "ok": true}\n{"id": "b", "kind": \n',
+            f"{PROMPT_LINE}\n" + '{"id": "b", "kind": \n',
             "prompts.jsonl:2: not valid JSON",
         ),
         ('{"id": "a", "kind": "general", "text": "hi", "ok": true}\n', "prompts.jsonl:1: missing field 'lang'"),
         ("[1, 2]\n", "prompts.jsonl:1: expected a JSON object, got list"),
         ("", "prompts.jsonl: no prompts to answer"),
-        ('{"id": "a", "kind": "general", "lang": "es", "text": null, "ok": false}\n', "no prompts to answer"),
+        (PROMPT_LINE.replace('"text": "hi", "ok": true', '"text": null, "ok": false') + "\n", "no prompts to answer"),
     ],
     ids=["broken-json", "missing-field", "not-an-object", "empty", "all-failed"],
 )
@@ -362,7 +372,7 @@ def test_a_tsv_with_the_wrong_number_of_columns_stops_eval_naming_file_and_line(
 
 def test_a_responses_file_missing_a_field_stops_pairing(tmp_path):
     prompts = tmp_path / "prompts_en.jsonl"
-    prompts.write_text('{"id": "a", "text": "hi"}\n')
+    prompts.write_text('{"id": "a", "kind": "general", "text": "hi", "source": "s.jsonl"}\n')
     responses = tmp_path / "responses.jsonl"
     responses.write_text('{"id": "a", "kind": "general", "lang": "en", "messages": [], "response": "x"}\n')
     error = run_main(
