@@ -81,8 +81,8 @@ def main() -> None:
         model_dir = args.model
         if model_dir is None:
             model_dir = str(Path(tmp) / "model")
-            materialise_base_model(params, Path(model_dir))
-        model = load_causal_lm(model_dir, params).eval()
+            materialise_base_model(params.model, Path(model_dir))
+        model = load_causal_lm(model_dir, params.model).eval()
         print(
             f"prompt {args.prompt} tokens, {args.steps} decoding steps per row, "
             f"{torch.get_num_threads()} torch threads of {os.cpu_count()} CPUs\n"

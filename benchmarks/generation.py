@@ -170,7 +170,7 @@ def run_mode(mode: str, params, model_dir: str, n: int, seed: int) -> dict:
     if mode == "loop":
         g = dataclasses.replace(params.generation, chunk_size=params.generation.batch_size, draft_tokens=0)
         params = dataclasses.replace(params, generation=g)
-    backend = make_backend(params, model_dir)
+    backend = make_backend(model_dir, params.generation, params.model, params.seed)
     prefills: list[tuple[int, int]] = []  # (token slots, prompt tokens) of each prefill of the project's loop
     fed: list[int] = []  # token slots of each decoding step of the project's loop
     if mode in PROJECT_LOOP:
@@ -316,7 +316,7 @@ def main() -> None:
             from lidr.model import materialise_base_model
 
             model_dir = str(Path(tmp) / "model")
-            materialise_base_model(params, Path(model_dir))
+            materialise_base_model(params.model, Path(model_dir))
         runs: dict[str, list[dict]] = {mode: [] for mode in args.modes}
         for mode in [m for _ in range(args.repeats) for m in args.modes]:
             cmd = [

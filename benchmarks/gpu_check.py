@@ -277,7 +277,7 @@ def run_generation(args, force_cpu: bool) -> dict:
         if not args.gen_model:
             save_generation_model(folder, requests, args.gen_layers, TINY_GENERATION if args.tiny else SMOLLM2_135M)
         model = dataclasses.replace(params.model, base=str(folder), dtype="bfloat16" if cuda else "float32")
-        backend = TransformersBackend(str(folder), dataclasses.replace(params, model=model, generation=g))
+        backend = TransformersBackend(str(folder), g, model)
         if backend.device != ("cuda" if cuda else "cpu"):  # --tiny on a GPU machine: generate on the CPU too
             backend.model.to("cpu")
             backend.device = "cpu"

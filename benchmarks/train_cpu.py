@@ -51,7 +51,7 @@ def one_mode(mode: str, model: str, steps: int) -> dict:
     from lidr.config import load_params
 
     params = load_params(ROOT / "params.yaml")
-    params = dataclasses.replace(params, train=dataclasses.replace(params.train, mode=mode, save_steps=10**6))
+    params = dataclasses.replace(params, train=params.train.replace(mode=mode, save_steps=10**6))
     t = params.train
     work = Path(tempfile.mkdtemp())
     lidr.train.CHECKPOINT_ROOT = work / "ckpt"
@@ -96,7 +96,7 @@ def main() -> None:
         from lidr.model import materialise_base_model
 
         model = str(Path(tempfile.mkdtemp()) / "m0")
-        materialise_base_model(load_params(ROOT / "params.yaml"), Path(model))
+        materialise_base_model(load_params(ROOT / "params.yaml").model, Path(model))
     results = []
     for mode in ("lora", "full"):
         cmd = [sys.executable, __file__, "--mode", mode, "--model", model, "--steps", str(args.steps)]

@@ -48,7 +48,7 @@ def at_least(low: float, default: Any = dataclasses.MISSING, why: str = "") -> A
 
 
 def within(low: float, high: float, default: Any = dataclasses.MISSING) -> Any:
-    return _check_field(lambda v: None if low <= v <= high else f"expected {low:g} to {high:g}, got {v}", default)
+    return _check_field(lambda v: None if low <= v <= high else f"expected {low} to {high}, got {v}", default)
 
 
 def share(default: Any = dataclasses.MISSING) -> Any:
@@ -204,7 +204,7 @@ class TruncatedRule:
 class WrongLanguageRule:
     enabled: bool = True
     sides: tuple[Side, ...] = ("chosen",)
-    min_confidence: float = within(0.0, 1.0, 0.9)  # below this the detector is unsure and the side passes
+    min_confidence: float = within(0, 1, 0.9)  # below this the detector is unsure and the side passes
     min_chars: int = at_least(0, 20)  # shorter texts are too short to identify and pass
     confusers: tuple[str, ...] = ("it", "pt", "nl", "uk")  # also considered by the detector
 
@@ -255,7 +255,7 @@ class LengthRatioRule:
 @dataclass(frozen=True)
 class SuiteParams:  # the great-expectations suite over the kept pairs
     min_pairs_per_lang: int = at_least(0, 0)
-    min_kept_share: float = within(0.0, 1.0, 0.0)  # per language: kept / (kept + rejected)
+    min_kept_share: float = within(0, 1, 0.0)  # per language: kept / (kept + rejected)
     min_chars: int = at_least(0, 1)  # per side
     max_chars: int = 20000
 
@@ -296,6 +296,13 @@ class TrainParams:
     dpo: dict[str, Any] = field(default_factory=dict)  # trl.DPOConfig's fields: every other key of `train`
 
     REST = "dpo"  # the field that takes the keys not named here
+
+    def replace(self, **changes: Any) -> TrainParams:
+        """A copy with `changes`, given as in params.yaml: mode, launch and lora as they are, any other key into
+        the DPOConfig fields."""
+        own = {k: v for k, v in changes.items() if k in ("mode", "launch", "lora")}
+        dpo = {k: v for k, v in changes.items() if k not in own}
+        return dataclasses.replace(self, **own, dpo={**self.dpo, **dpo})
 
     def check(self, key: str) -> None:
         if self.mode == "lora" and self.launch in ("deepspeed_zero3", "fsdp"):

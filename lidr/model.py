@@ -9,7 +9,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from lidr.config import EMBEDDED_MODEL, Params
+from lidr.config import EMBEDDED_MODEL, ModelParams
 from lidr.errors import ModelError
 
 
@@ -30,10 +30,10 @@ def embedded_gguf() -> Path:
     return files[0]
 
 
-def _torch_dtype(params: Params):
+def _torch_dtype(model: ModelParams):
     import torch
 
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": "auto"}[params.model.dtype]
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": "auto"}[model.dtype]
 
 
 def _offline_hint(source: str, err: Exception) -> ModelError:
@@ -42,12 +42,12 @@ def _offline_hint(source: str, err: Exception) -> ModelError:
     return ModelError(f"model.base: cannot load {source!r}: {why}")
 
 
-def materialise_base_model(params: Params, out_dir: Path) -> dict:
+def materialise_base_model(model_params: ModelParams, out_dir: Path) -> dict:
     """Write the starting model (m0) as safetensors plus tokenizer into `out_dir`; return its metadata."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base = params.model.base
-    common = {"trust_remote_code": params.model.trust_remote_code}
+    base = model_params.base
+    common = {"trust_remote_code": model_params.trust_remote_code}
     try:
         if base == EMBEDDED_MODEL:
             gguf = embedded_gguf()
@@ -57,12 +57,12 @@ def materialise_base_model(params: Params, out_dir: Path) -> dict:
             model.hf_quantizer = None
             if hasattr(model.config, "quantization_config"):
                 del model.config.quantization_config
-            model = model.to(_torch_dtype(params) if params.model.dtype != "auto" else model.dtype)
+            model = model.to(_torch_dtype(model_params) if model_params.dtype != "auto" else model.dtype)
             source = f"embedded:{gguf.name}"
         else:
             tokenizer = AutoTokenizer.from_pretrained(base, **common)
             model = AutoModelForCausalLM.from_pretrained(
-                base, dtype=_torch_dtype(params), use_safetensors=True, **common
+                base, dtype=_torch_dtype(model_params), use_safetensors=True, **common
             )
             source = base
     except ModelError:
@@ -90,17 +90,17 @@ def _refused_remote_code(path: Path, err: ValueError) -> ModelError | ValueError
     )
 
 
-def load_tokenizer(model_dir: str | Path, params: Params):
+def load_tokenizer(model_dir: str | Path, model: ModelParams):
     from transformers import AutoTokenizer
 
     path = check_model_dir(model_dir)
     try:
-        return AutoTokenizer.from_pretrained(path, trust_remote_code=params.model.trust_remote_code)
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=model.trust_remote_code)
     except ValueError as e:
         raise _refused_remote_code(path, e) from e
 
 
-def load_causal_lm(model_dir: str | Path, params: Params):
+def load_causal_lm(model_dir: str | Path, model: ModelParams):
     from transformers import AutoModelForCausalLM
 
     path = check_model_dir(model_dir)
@@ -113,9 +113,9 @@ def load_causal_lm(model_dir: str | Path, params: Params):
     try:
         return AutoModelForCausalLM.from_pretrained(
             path,
-            dtype=_torch_dtype(params),
+            dtype=_torch_dtype(model),
             use_safetensors=True,
-            trust_remote_code=params.model.trust_remote_code,
+            trust_remote_code=model.trust_remote_code,
         )
     except ValueError as e:
         raise _refused_remote_code(path, e) from e

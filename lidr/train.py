@@ -227,10 +227,10 @@ def make_trainer(
     args = dpo_config(params, str(ckpt_dir), use_cpu)
     pairs = datasets.load_dataset("json", data_files=str(pairs_path), split="train")
     pairs = pairs.select_columns(["prompt", "chosen", "rejected"])
-    tokenizer = load_tokenizer(model_dir, params)
+    tokenizer = load_tokenizer(model_dir, params.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = load_causal_lm(model_dir, params)
+    model = load_causal_lm(model_dir, params.model)
     peft_config = lora_config(params) if params.train.mode == "lora" else None
     callbacks = list(callbacks)
     if live_dir:

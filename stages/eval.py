@@ -141,7 +141,7 @@ def main(args) -> None:
         seed=params.seed,
         loop_span=params.generation.loop_span,
     )
-    backend = make_backend(params, args.model)
+    backend = make_backend(args.model, params.generation, params.model, params.seed)
     cost = stage.Cost()
     requests = [Request.chat(task_messages(r["question"], "math", r["lang"])) for r in rows]
     completions = generate(backend, requests, decoding, model_dir=args.model, desc="evaluate mgsm", cost=cost)

@@ -33,7 +33,7 @@ def main(args) -> None:
         loop_span=params.generation.loop_span,
     )
     cost = stage.Cost()
-    backend = make_backend(params, args.model)
+    backend = make_backend(args.model, params.generation, params.model, params.seed)
     completions = generate(
         backend, [Request.chat(m) for m in messages], decoding, model_dir=args.model, desc="answer prompts", cost=cost
     )

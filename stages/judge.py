@@ -162,7 +162,9 @@ def main(args) -> None:
         judge = OpenAIJudge.from_env()
     else:
         judge = LocalJudge(
-            make_backend(params, args.judge_model), params.eval.judge.batch_size, Path(args.judge_model).name
+            make_backend(args.judge_model, params.generation, params.model, params.seed),
+            params.eval.judge.batch_size,
+            Path(args.judge_model).name,
         )
     judged: dict[str, list[dict]] = {}
     by_comparison: dict[str, list[dict]] = {}

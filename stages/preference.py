@@ -38,7 +38,7 @@ def main(args) -> None:
         import torch
 
         torch.set_num_threads(params.generation.threads)
-    model, tokenizer = load_causal_lm(args.model, params), load_tokenizer(args.model, params)
+    model, tokenizer = load_causal_lm(args.model, params.model), load_tokenizer(args.model, params.model)
     scores = score_pairs(model, tokenizer, pairs, batch_size=args.batch_size)
     if reference is None:
         write_records(args.scores, SCORE, scores)

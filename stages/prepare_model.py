@@ -15,7 +15,7 @@ from lidr.model import materialise_base_model
 def main(args) -> None:
     params = stage.params_of(args)
     with atomic_path(args.out, directory=True) as tmp:
-        info = materialise_base_model(params, tmp)
+        info = materialise_base_model(params.model, tmp)
         stage.write_meta(tmp / "lidr.meta.json", "transformers", params.model.base, **info)
     print(f"m0: {info}")
 

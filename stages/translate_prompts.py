@@ -64,7 +64,7 @@ def main(args) -> None:
     if jobs:
         from lidr.backends import make_backend
 
-        backend = make_backend(params, args.model)
+        backend = make_backend(args.model, params.generation, params.model, params.seed)
         backend_name = backend.name
         decoding = translation_decoding(
             params.generation.translation_max_new_tokens,

@@ -22,7 +22,7 @@ def main(args) -> None:
     params = stage.params_of(args)
     responses = read_records(args.responses, RESPONSE)
     jobs = translation_jobs(responses, params.languages.dominant, params.languages.others)
-    backend = make_backend(params, args.model)
+    backend = make_backend(args.model, params.generation, params.model, params.seed)
     g = params.generation
     decoding = translation_decoding(
         g.translation_max_new_tokens, params.seed, g.loop_span, g.translation_repetition_penalty

@@ -72,7 +72,7 @@ def embedded_model(tmp_path_factory, params) -> Path:
     from lidr.model import materialise_base_model
 
     out = tmp_path_factory.mktemp("m0") / "m0"
-    materialise_base_model(params, out)
+    materialise_base_model(params.model, out)
     return out
 
 

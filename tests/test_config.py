@@ -184,3 +184,22 @@ def test_the_libraries_refusals_name_the_key(changes, message, tmp_path, capsys)
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'params.yaml'}: ") and message in err, err
     assert len(err.strip().splitlines()) == 1  # one line
+
+
+def test_library_functions_take_the_sections_they_read():
+    """Loaders and backends receive their section (ModelParams, GenerationParams, ...), not the whole params:
+    only the loader itself, the check command and training (which reads train, beta, nll_weight, seed, model)
+    take a Params."""
+    import ast
+
+    allowed = {"config.py", "check.py", "stage.py", "train.py"}
+    takers = []
+    for path in sorted((ROOT / "lidr").rglob("*.py")):
+        if path.name in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for arg in node.args.args + node.args.kwonlyargs:
+                    if arg.annotation is not None and ast.unparse(arg.annotation) == "Params":
+                        takers.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert takers == []

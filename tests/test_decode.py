@@ -52,7 +52,7 @@ def test_loop_span_is_validated(tmp_path):
 
 
 def test_batched_loop_matches_per_request_greedy_on_the_tiny_model(params, tiny_model):
-    backend = make_backend(params, str(tiny_model))
+    backend = make_backend(str(tiny_model), params.generation, params.model, params.seed)
     texts = ("Hi", "Name three big cities please, with their countries", "2+2?", "Why?")
     requests = [Request.chat([{"role": "user", "content": t}]) for t in texts]
     decoding = Decoding(max_new_tokens=24, repetition_penalty=1.3)
@@ -77,7 +77,7 @@ class Biased(torch.nn.Module):
 
 
 def test_a_degenerate_sequence_ends_early_marked_loop_and_is_a_prefix_of_greedy(params, tiny_model):
-    backend = make_backend(params, str(tiny_model))
+    backend = make_backend(str(tiny_model), params.generation, params.model, params.seed)
     requests = [Request.chat([{"role": "user", "content": t}]) for t in ("Hi", "Tell me a story")]
     plain = Decoding(max_new_tokens=30)
     normal = generate(backend, requests, dataclasses.replace(plain, loop_span=12), model_dir=tiny_model, journal=False)
@@ -92,7 +92,7 @@ def test_a_degenerate_sequence_ends_early_marked_loop_and_is_a_prefix_of_greedy(
 
 def test_stop_string_and_end_of_turn_match_plain_greedy_on_the_embedded_model(params, embedded_model):
     """A translation (stops at </translated>) and a short answer (ends its turn) in one batch."""
-    backend = make_backend(params, str(embedded_model))
+    backend = make_backend(str(embedded_model), params.generation, params.model, params.seed)
     tok = backend.tokenizer
     translation = Request.chat(translation_messages("The cat sleeps on the warm roof.", "es"), TRANSLATION_PRIMER)
     answer = Request.chat([{"role": "user", "content": "Say only the word yes."}])
@@ -133,7 +133,7 @@ def test_continuous_batching_matches_per_request_greedy_on_the_embedded_model(
     import lidr.backends.decode as decode
     from lidr.backends.cpu_kernels import cpu_kernels
 
-    backend = make_backend(params, str(embedded_model))
+    backend = make_backend(str(embedded_model), params.generation, params.model, params.seed)
     tok = backend.tokenizer
     texts = (
         "Say only the word yes.",

@@ -78,8 +78,7 @@ def test_trainer_reports_the_hand_computed_loss(params, tiny_model, tmp_path):
         for p in ref.parameters():
             p.add_(0.05 * torch.randn_like(p))
     ref.save_pretrained(ref_dir)
-    t = dataclasses.replace(
-        params.train,
+    t = params.train.replace(
         mode="full",
         per_device_train_batch_size=2,
         gradient_accumulation_steps=1,
@@ -126,8 +125,7 @@ def test_precomputed_reference_log_probs_train_the_same_weights(params, tiny_mod
     pairs.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))
     results = []
     for precompute in (False, True):
-        t = dataclasses.replace(
-            params.train,
+        t = params.train.replace(
             mode="full",
             per_device_train_batch_size=2,
             max_length=128,

@@ -457,7 +457,7 @@ def test_a_model_that_needs_its_own_code_is_refused_by_default(remote_code_model
     monkeypatch.setenv("LIDR_TEST_MARKER", str(marker))
     assert params.model.trust_remote_code is False
     with pytest.raises(ModelError, match="model.trust_remote_code is false"):
-        load_causal_lm(remote_code_model, params)
+        load_causal_lm(remote_code_model, params.model)
     assert not marker.exists()
 
 
@@ -469,7 +469,7 @@ def test_remote_code_runs_only_when_params_ask_for_it(remote_code_model, tmp_pat
         "from lidr.config import load_params\nfrom lidr.model import load_causal_lm\n"
         "p = load_params(sys.argv[1])\n"
         "p = dataclasses.replace(p, model=dataclasses.replace(p.model, trust_remote_code=True))\n"
-        "try:\n    load_causal_lm(sys.argv[2], p)\nexcept Exception:\n    pass\n"
+        "try:\n    load_causal_lm(sys.argv[2], p.model)\nexcept Exception:\n    pass\n"
     )
     env = stage_env(tmp_path / "journal", LIDR_TEST_MARKER=str(marker), HF_MODULES_CACHE=str(tmp_path / "modules"))
     subprocess.run(
@@ -492,5 +492,5 @@ def test_pickle_only_weights_are_refused(tiny_model, params, tmp_path):
     torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
     (folder / "model.safetensors").unlink()
     with pytest.raises(ModelError, match=r"no .safetensors weights; pickle weights \(pytorch_model.bin\) are refused"):
-        load_causal_lm(folder, params)
-    assert load_causal_lm(tiny_model, params).config.num_hidden_layers == 2
+        load_causal_lm(folder, params.model)
+    assert load_causal_lm(tiny_model, params.model).config.num_hidden_layers == 2

@@ -67,7 +67,7 @@ def test_cut_at_stop_keeps_the_stop_string():
 
 
 def test_transformers_backend_matches_plain_greedy_generate(params, tiny_model):
-    backend = make_backend(params, str(tiny_model))
+    backend = make_backend(str(tiny_model), params.generation, params.model, params.seed)
     requests = [Request.chat([{"role": "user", "content": t}]) for t in ("Hi", "Name three big cities please", "2+2?")]
     decoding = Decoding(max_new_tokens=10, repetition_penalty=1.1)
     out = generate(backend, requests, decoding, model_dir=tiny_model, journal=False)
@@ -90,7 +90,7 @@ def test_transformers_backend_matches_plain_greedy_generate(params, tiny_model):
 
 
 def test_backend_stops_at_end_of_turn_on_the_embedded_model(params, embedded_model):
-    backend = make_backend(params, str(embedded_model))
+    backend = make_backend(str(embedded_model), params.generation, params.model, params.seed)
     (out,) = generate(
         backend,
         [Request.chat([{"role": "user", "content": "Say only the word yes."}])],

@@ -464,7 +464,7 @@ def test_the_installed_alpaca_eval_prompt():
 def test_local_judge_on_a_tiny_model(tiny_model, params):
     from lidr.backends import make_backend
 
-    backend = make_backend(params, str(tiny_model))
+    backend = make_backend(str(tiny_model), params.generation, params.model, params.seed)
     judge = LocalJudge(backend, batch_size=2, label="tiny")
     items = [
         {

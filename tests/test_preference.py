@@ -69,7 +69,7 @@ def test_training_toward_the_chosen_side_makes_the_heldout_margin_positive(tiny_
     from lidr.preference import batch_logps
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
-    ref, model = load_causal_lm(tiny_model, params), load_causal_lm(tiny_model, params)
+    ref, model = load_causal_lm(tiny_model, params.model), load_causal_lm(tiny_model, params.model)
     train = pair(0, chosen="Hola, amigo. ¿Cómo estás hoy?", rejected="Hello, friend. How are you today?")
     pairs = [pair(1, chosen="Hola, ¿qué tal estás?", rejected="Hello, how are you?")]
     before = margins(score_pairs(model, tok, pairs), score_pairs(ref, tok, pairs))["margin"][0]

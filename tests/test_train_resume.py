@@ -42,8 +42,7 @@ class StopAfterCheckpoint(TrainerCallback):
 def test_interrupted_run_resumes_to_the_same_weights(mode, params, tiny_model, tmp_path, monkeypatch):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))
-    t = dataclasses.replace(
-        params.train,
+    t = params.train.replace(
         mode=mode,
         per_device_train_batch_size=2,
         gradient_accumulation_steps=1,

@@ -100,7 +100,7 @@ def backend(monkeypatch, tokenizer_dir, params):
     FakeLLM.instances.clear()
     from lidr.backends.vllm_backend import VllmBackend
 
-    b = VllmBackend(str(tokenizer_dir), params)
+    b = VllmBackend(str(tokenizer_dir), params.generation, params.model, params.seed)
     assert FakeLLM.instances == [b.llm] and b.llm.model == str(tokenizer_dir)
     return b
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from lidr.errors import ModelError
 
 if TYPE_CHECKING:
-    from lidr.config import Params
+    from lidr.config import GenerationParams, ModelParams
 
 
 @dataclass(frozen=True)
@@ -100,13 +100,13 @@ def candidate_token_ids(tokenizer, candidates: tuple[str, ...]) -> list[int]:
     return ids
 
 
-def make_backend(params: Params, model_dir: str) -> Backend:
-    """The backend that params.yaml chooses, loaded with the model in `model_dir`."""
-    g = params.generation
+def make_backend(model_dir: str, generation: GenerationParams, model: ModelParams, seed: int = 0) -> Backend:
+    """The backend that `generation.backend` chooses, loaded with the model in `model_dir`."""
+    g = generation
     if g.backend == "vllm":
         from lidr.backends.vllm_backend import VllmBackend
 
-        return VllmBackend(model_dir, params)
+        return VllmBackend(model_dir, generation, model, seed)
     from lidr.backends.hf import TransformersBackend
 
-    return TransformersBackend(model_dir, params)
+    return TransformersBackend(model_dir, generation, model)

@@ -11,25 +11,25 @@ import torch
 from lidr.backends import Completion, Decoding, Request, candidate_token_ids, chat_prompt, prompt_ids
 from lidr.backends.cpu_kernels import cpu_kernels
 from lidr.backends.decode import greedy_decode
-from lidr.config import Params
+from lidr.config import GenerationParams, ModelParams
 from lidr.model import load_causal_lm, load_tokenizer
 
 
 class TransformersBackend:
     name = "transformers"
 
-    def __init__(self, model_dir: str, params: Params):
-        if params.generation.threads:
-            torch.set_num_threads(params.generation.threads)
+    def __init__(self, model_dir: str, generation: GenerationParams, model: ModelParams):
+        if generation.threads:
+            torch.set_num_threads(generation.threads)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.tokenizer = load_tokenizer(model_dir, params)
+        self.tokenizer = load_tokenizer(model_dir, model)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = load_causal_lm(model_dir, params).to(self.device).eval()
-        self.batch_size = params.generation.batch_size
-        self.chunk_size = params.generation.chunk_size
-        self.draft_tokens = params.generation.draft_tokens
+        self.model = load_causal_lm(model_dir, model).to(self.device).eval()
+        self.batch_size = generation.batch_size
+        self.chunk_size = generation.chunk_size
+        self.draft_tokens = generation.draft_tokens
         self.eos_ids = end_of_turn_ids(self.tokenizer, self.model)
 
     def render(self, request: Request) -> str:

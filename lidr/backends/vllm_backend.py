@@ -8,27 +8,27 @@ prompt already starts with the BOS token, and vLLM tokenizing a plain string wou
 from __future__ import annotations
 
 from lidr.backends import Completion, Decoding, Request, candidate_token_ids, chat_prompt, cut_at_stop, prompt_ids
-from lidr.config import Params
+from lidr.config import GenerationParams, ModelParams
 
 
 class VllmBackend:
     name = "vllm"
 
-    def __init__(self, model_dir: str, params: Params):
+    def __init__(self, model_dir: str, generation: GenerationParams, model: ModelParams, seed: int = 0):
         try:
             from vllm import LLM
         except ImportError as e:
             raise RuntimeError(
                 "generation.backend is 'vllm' but vLLM is not installed: pip install 'lidr[gpu]' on a CUDA machine"
             ) from e
-        g = params.generation
+        g = generation
         self.llm = LLM(
             model=model_dir,
             tensor_parallel_size=g.tensor_parallel_size,
             gpu_memory_utilization=g.gpu_memory_utilization,
-            seed=params.seed,
-            trust_remote_code=params.model.trust_remote_code,
-            dtype="auto" if params.model.dtype == "auto" else params.model.dtype,
+            seed=seed,
+            trust_remote_code=model.trust_remote_code,
+            dtype="auto" if model.dtype == "auto" else model.dtype,
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.batch_size = g.batch_size
