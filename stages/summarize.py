@@ -69,15 +69,14 @@ def fmt_mean(m: dict | None) -> str:
     return f"{m['mean']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else f"{m['mean']:+.3f}"
 
 
-def verdict(newest: str, pref: dict, evals: dict, others: list[str]) -> tuple[str, dict]:
-    """One sentence on the goal, and the counts behind it."""
+def verdict(newest: str, pref: dict, evals: dict, others: list[str]) -> str:
+    """One sentence on whether the goal is reached, with the counts behind it."""
     x = pref.get(newest, {}).get("heldout", {}).get("x", {})
     above = [
         lang for lang in others if lang in x and x[lang]["accuracy"]["ci95"] and x[lang]["accuracy"]["ci95"][0] > 0.5
     ]
     fid = evals[newest].get("vs_m0", {}).get("fidelity", {})
     better = [lang for lang in others if lang in fid and fid[lang]["ci95"] and fid[lang]["ci95"][0] > 0]
-    counts = {"x_pairs_above_chance": len(above), "fidelity_above_m0": len(better), "trained_languages": len(others)}
     reached = len(above) == len(others) and len(better) >= min(3, len(others))
     sentence = (
         f"**{'Goal reached' if reached else 'Goal not reached'}.** {newest}'s held-out preference accuracy on "
@@ -85,7 +84,7 @@ def verdict(newest: str, pref: dict, evals: dict, others: list[str]) -> tuple[st
         f"languages ({', '.join(above) or 'none'}), and its language fidelity beats m0's with the interval of the "
         f"paired difference excluding 0 in {len(better)} of {len(others)} ({', '.join(better) or 'none'})."
     )
-    return sentence, counts
+    return sentence
 
 
 # dvclive's curves of each training run, drawn with one line per iteration
@@ -194,7 +193,7 @@ def main(args) -> None:
     gates = {b: read(Path(args.gates) / f"{b}.json", f"filter {b}'s pairs") for b in [*iters, "heldout"]}
 
     trains = {m: read(Path(args.trains) / f"{m}.json", f"train {m}") for m in iters}
-    sentences = [verdict(n, pref, evals, others)[0] for n in newest.values()]
+    sentences = [verdict(n, pref, evals, others) for n in newest.values()]
 
     # --- headline measures: per model and language, and averaged over the trained languages
     heads = {
