@@ -178,7 +178,7 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
     git(project, "commit", "-qm", "run")
 
 
-def test_a_second_run_gives_byte_identical_outputs(tiny_project, tmp_path_factory):
+def test_a_second_run_gives_byte_identical_outputs(tiny_project, tmp_path):
     first = tiny_project.digests
     assert {
         "data/general-m2/responses.jsonl",
@@ -188,7 +188,7 @@ def test_a_second_run_gives_byte_identical_outputs(tiny_project, tmp_path_factor
         "metrics/summary.json",
         "plots/mgsm_accuracy.csv",
     } <= set(first)
-    second = repro_tiny(tmp_path_factory.mktemp("project-again")).digests
+    second = repro_tiny(tmp_path).digests
     assert set(second) == set(first)
     assert [name for name in first if first[name] != second[name]] == []
 
