@@ -362,6 +362,8 @@ class JudgeParams:
 
 @dataclass(frozen=True)
 class EvalParams:
+    # every model evaluated: m0 and each iteration (dvc.yaml's eval and judge stages run once per entry)
+    models: tuple[str, ...]
     max_new_tokens: int = positive(128)  # MGSM answers
     mgsm: MgsmParams = field(default_factory=MgsmParams)
     alpaca: AlpacaParams = field(default_factory=AlpacaParams)
@@ -376,12 +378,12 @@ class Params:
     chains: dict[str, ChainParams]
     iterations: dict[str, Iteration]
     heldout: HeldoutParams
+    eval: EvalParams
     model: ModelParams = field(default_factory=ModelParams)
     languages: LanguageParams = field(default_factory=LanguageParams)
     generation: GenerationParams = field(default_factory=GenerationParams)
     filter: FilterParams = field(default_factory=FilterParams)
     train: TrainParams = field(default_factory=TrainParams)
-    eval: EvalParams = field(default_factory=EvalParams)
 
     def iteration(self, key: str) -> Iteration:
         if key not in self.iterations:
@@ -401,6 +403,7 @@ class Params:
         if not self.chains:
             raise ParamsError("chains: expected at least one chain, e.g. general: {sources: [...], parallel: null}")
         self._check_iterations()
+        self._check_evaluated()
         f = self.filter.length_ratio
         if f.enabled:
             missing = [code for code in self.languages.others if code not in f.bands]
@@ -410,6 +413,21 @@ class Params:
                     "add one as [low, high] characters per English character, or set filter.length_ratio.enabled: "
                     "false"
                 )
+
+    def _check_evaluated(self) -> None:
+        models = [BASE_MODEL_KEY, *self.iterations]
+        listed = self.eval.models
+        for name in listed:
+            if name not in models:
+                raise ParamsError(f"eval.models: {name!r} is neither {BASE_MODEL_KEY!r} nor an iteration")
+            if listed.count(name) > 1:
+                raise ParamsError(f"eval.models: {name!r} is listed twice")
+        missing = [m for m in models if m not in listed]
+        if missing:
+            raise ParamsError(
+                f"eval.models: {missing[0]!r} is missing; list {BASE_MODEL_KEY!r} and every iteration, e.g. "
+                f"[{', '.join([BASE_MODEL_KEY, *iteration_order(self)])}]"
+            )
 
     def _check_iterations(self) -> None:
         its = self.iterations

@@ -8,7 +8,8 @@ Input: the checkpoint's README.md (stages/train.py), the eval metrics
 {"mgsm": {lang: {"accuracy", "off_target_rate", "n"}}, "mgsm_avg": {"accuracy", "off_target_rate"}}.
 Output: a Markdown card.
 
-    python -m stages.card --model models/m1 --eval metrics/eval/m1.json --out cards/m1/README.md
+    python -m stages.card --model models/general-m1 --eval metrics/eval/general-m1.json \
+        --out cards/general-m1/README.md
 """
 
 import json

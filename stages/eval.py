@@ -6,22 +6,20 @@ Accuracy: the last number of the answer equals the gold answer. Off-target: py3l
 the configured languages, says the answer is not in the question's language.
 
 Language fidelity: the share of instruction answers written in the instruction's language (py3langid,
-same restriction; an empty answer is not). Each share has its n and 95% Wilson interval; with
-`--base-answers`/`--base-alpaca` (m0's files) every per-item outcome is also compared with m0's on the
-same items: the paired difference, its 95% interval and the exact McNemar p-value (lidr.stats).
+same restriction; an empty answer is not). Each share has its n and 95% Wilson interval. The same stage
+evaluates m0 and every iteration; stages.compare pairs an iteration's outcomes with m0's, item by item.
 
 Output: lidr.records.EVAL_ANSWER (MGSM answers) and lidr.records.ALPACA_ANSWER (instruction answers).
 Metrics: {"mgsm": {lang: {"accuracy", "accuracy_ci95", "off_target_rate", "n"}},
           "mgsm_avg": {"accuracy", "off_target_rate"},
-          "fidelity": {lang|"all": {"k", "n", "share", "ci95"}},
-          "vs_m0": {"mgsm"|"fidelity": {lang|"all": {"n", "base", "new", "gained", "lost", "diff", "ci95",
-                                                      "p_mcnemar"}}}}   (vs_m0 with the base files only)
+          "fidelity": {lang|"all": {"k", "n", "share", "ci95"}}}
 Instruction answers: greedy, repetition penalty from params; alpaca_eval's "output"/"generator" fields, so the
 file can serve as reference outputs. Each part's cost goes to its own file.
 
-    python -m stages.eval --model models/m1 --answers data/m1/eval_answers.jsonl \
-        --metrics metrics/eval/m1.json --cost metrics/cost/m1/eval.json --meta data/m1/eval_answers.meta.json \
-        --alpaca-answers data/m1/alpaca_answers.jsonl --alpaca-cost metrics/cost/m1/eval_alpaca.json
+    python -m stages.eval --model models/general-m1 --answers data/general-m1/eval_answers.jsonl \
+        --metrics metrics/eval/general-m1.json --cost metrics/cost/general-m1/eval.json \
+        --meta data/general-m1/eval_answers.meta.json --alpaca-answers data/general-m1/alpaca_answers.jsonl \
+        --alpaca-cost metrics/cost/general-m1/eval_alpaca.json
 """
 
 from dataclasses import replace
@@ -32,13 +30,12 @@ import polars as pl
 from lidr import stage
 from lidr.backends import Decoding, Request, make_backend
 from lidr.data import load_alpaca, load_mgsm
-from lidr.errors import JoinError
 from lidr.evaluate import detect_language, extract_last_number, is_correct
 from lidr.generate import generate
 from lidr.io import write_json
 from lidr.prompts import task_messages
-from lidr.records import ALPACA_ANSWER, EVAL_ANSWER, read_records, write_records
-from lidr.stats import paired_shares, share, wilson
+from lidr.records import ALPACA_ANSWER, EVAL_ANSWER, write_records
+from lidr.stats import share, wilson
 
 
 def score(rows: list[dict], completions, languages: tuple[str, ...]) -> list[dict]:
@@ -118,19 +115,6 @@ def fidelity(records: list[dict]) -> dict:
     return out
 
 
-def paired(base: list[dict], new: list[dict], field: str, path: str) -> dict:
-    """Per language and over all: `field` (yes/no per item) of the new model against the base model's."""
-    theirs = {(r["lang"], r["id"]): bool(r[field]) for r in base}
-    missing = [(r["lang"], r["id"]) for r in new if (r["lang"], r["id"]) not in theirs]
-    if missing:
-        raise JoinError(f"{path}: no base-model outcome for {missing[0][0]} item {missing[0][1]!r}")
-    out = {}
-    for lang in [*dict.fromkeys(r["lang"] for r in new), "all"]:
-        rs = [r for r in new if lang in ("all", r["lang"])]
-        out[lang] = paired_shares([theirs[(r["lang"], r["id"])] for r in rs], [bool(r[field]) for r in rs])
-    return out
-
-
 def main(args) -> None:
     params = stage.params_of(args)
     m = params.eval.mgsm
@@ -161,21 +145,6 @@ def main(args) -> None:
     languages = tuple(dict.fromkeys((*params.languages.all, *a.languages)))
     answers = answer_records(rows, completions, Path(args.model).name, languages)
     metrics["fidelity"] = fidelity(answers)
-    if args.base_answers and args.base_alpaca:
-        metrics["vs_m0"] = {
-            "mgsm": paired(
-                read_records(args.base_answers, EVAL_ANSWER),
-                records,
-                "correct",
-                args.base_answers,
-            ),
-            "fidelity": paired(
-                read_records(args.base_alpaca, ALPACA_ANSWER),
-                answers,
-                "on_target",
-                args.base_alpaca,
-            ),
-        }
     write_records(args.answers, EVAL_ANSWER, records)
     write_records(args.alpaca_answers, ALPACA_ANSWER, answers)
     write_json(args.metrics, metrics)
@@ -197,6 +166,4 @@ if __name__ == "__main__":
     ap = stage.parser(__doc__)
     for flag in ("--model", "--answers", "--metrics", "--cost", "--meta", "--alpaca-answers", "--alpaca-cost"):
         ap.add_argument(flag, required=True)
-    ap.add_argument("--base-answers", help="m0's MGSM answers: compare with them item by item (absent for m0)")
-    ap.add_argument("--base-alpaca", help="m0's instruction answers: compare language fidelity item by item")
     stage.run(main, ap)

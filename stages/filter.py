@@ -12,9 +12,9 @@ Input: lidr.records.PAIR. Outputs:
 When the suite fails, the stage writes the validation and the report (both marked failed), removes any
 stale kept pairs and metrics, and exits 2 naming the failed expectation, the language and the numbers.
 
-    python -m stages.filter --pairs data/m1/pairs.jsonl --kept data/m1/pairs_kept.jsonl \
-        --rejected data/m1/pairs_rejected.jsonl --metrics metrics/gate/m1.json \
-        --validation metrics/gate/m1.validation.json --report metrics/gate/m1.md
+    python -m stages.filter --pairs data/general-m1/pairs.jsonl --kept data/general-m1/pairs_kept.jsonl \
+        --rejected data/general-m1/pairs_rejected.jsonl --metrics metrics/gate/general-m1.json \
+        --validation metrics/gate/general-m1.validation.json --report metrics/gate/general-m1.md
 """
 
 from pathlib import Path

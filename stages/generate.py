@@ -5,8 +5,9 @@ reference's math wrapper. Prompts whose translation failed are not answered.
 
 Input: lidr.records.PROMPT. Output: lidr.records.RESPONSE
 
-    python -m stages.generate --model models/m0 --prompts data/m1/prompts.jsonl \
-        --out data/m1/responses.jsonl --meta data/m1/responses.meta.json --cost metrics/cost/m1/generate.json
+    python -m stages.generate --model models/m0 --prompts data/general-m1/prompts.jsonl \
+        --out data/general-m1/responses.jsonl --meta data/general-m1/responses.meta.json \
+        --cost metrics/cost/general-m1/generate.json
 """
 
 import polars as pl

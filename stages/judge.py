@@ -1,14 +1,19 @@
-"""Judge a model's instruction answers: win rate against reference outputs and head-to-head per language.
+"""Judge a model's instruction answers: win rate against reference outputs, or head-to-head per language.
 
-Comparisons: "reference" (the reference outputs of eval.alpaca.reference, or with "previous" the answers of
-the model this one starts from), "previous" (the starting model's answers) and "m0" (the base model's).
-Each is judged in both orders by the judge of eval.judge (lidr.judge); a comparison whose opponent is the
-same file as another one's is judged once. The `openai` judge uses alpaca_eval's weighted GPT-4-turbo
-annotator prompt (with the multilingual rule), from the alpaca-eval package; the local judge lidr's prompt.
+Two uses, one stage per model each in dvc.yaml:
+- judge@<model> (m0 and every iteration): the "reference" comparison, against the reference outputs of
+  eval.alpaca.reference (none when that is "previous": m0 has no previous model);
+- head_to_head@<iteration>, with --previous and --base: "previous" (the starting model's answers) and "m0"
+  (the base model's); with eval.alpaca.reference "previous", the "reference" comparison is the previous one.
+Each comparison is judged in both orders by the judge of eval.judge (lidr.judge); a comparison whose
+opponent is the same file as another one's is judged once. The `openai` judge uses alpaca_eval's weighted
+GPT-4-turbo annotator prompt (with the multilingual rule), from the alpaca-eval package; the local judge
+lidr's prompt.
 
 Input: lidr.records.ALPACA_ANSWER (stages.eval). Output: lidr.records.JUDGEMENT
 Metrics: {"judge", "prompt", "reference", "alpaca": {lang: TABLE}, "alpaca_avg": {"win_rate"},
           "head_to_head": {"previous"|"m0": {"opponent", "per_lang": {lang: TABLE}}}}
+  (alpaca and alpaca_avg empty where there is no reference comparison, head_to_head empty without --previous)
 TABLE, per language, as alpaca_eval describes a head-to-head (lidr.judge.head_to_head):
   win_rate        100 x the mean preference over the instructions with one
   standard_error  100 x its standard error (sample standard deviation / sqrt(n_total)); null below 2
@@ -23,9 +28,13 @@ TABLE, per language, as alpaca_eval describes a head-to-head (lidr.judge.head_to
 says. Head-to-head win/tie/loss (the paper's) are n_wins/n_draws/n_wins_base. `eval.judge.limit` judges only
 the first instructions of each language (those with reference outputs, in the built-in set).
 
-    python -m stages.judge --answers data/m2/alpaca_answers.jsonl --previous data/m1/alpaca_answers.jsonl \
-        --base data/m0/alpaca_answers.jsonl --judge-model models/m0 --judgements data/m2/judgements.jsonl \
-        --metrics metrics/judge/m2.json --cost metrics/cost/m2/judge.json
+    python -m stages.judge --answers data/general-m2/alpaca_answers.jsonl --judge-model models/m0 \
+        --judgements data/general-m2/judgements.jsonl --metrics metrics/judge/general-m2.json \
+        --cost metrics/cost/general-m2/judge.json
+    python -m stages.judge --answers data/general-m2/alpaca_answers.jsonl \
+        --previous data/general-m1/alpaca_answers.jsonl --base data/m0/alpaca_answers.jsonl \
+        --judge-model models/m0 --judgements data/general-m2/head_to_head.jsonl \
+        --metrics metrics/head_to_head/general-m2.json --cost metrics/cost/general-m2/head_to_head.json
 """
 
 import math
@@ -66,15 +75,17 @@ def join_reference(answers: list[dict], pattern: str) -> tuple[str, list[str]]:
 
 
 def opponents(reference: str, previous: str | None, base: str | None) -> dict[str, str]:
-    """comparison -> its opponents' source ("reference" or an answers file); equal sources are judged once."""
-    out = {}
-    if reference != "previous":
-        out["reference"] = "reference"
-    elif previous:
-        out["reference"] = previous
-    for name, path in (("previous", previous), ("m0", base)):
-        if path:
-            out[name] = path
+    """comparison -> its opponents' source ("reference" or an answers file); equal sources are judged once.
+
+    Without `previous` (judge@<model>): the reference outputs, if eval.alpaca.reference names them. With it
+    (head_to_head@<iteration>): the previous model's and m0's answers, and the previous model's as the reference
+    when eval.alpaca.reference is "previous"."""
+    if not previous:
+        return {} if reference == "previous" else {"reference": "reference"}
+    out = {"reference": previous} if reference == "previous" else {}
+    out["previous"] = previous
+    if base:
+        out["m0"] = base
     return out
 
 
@@ -200,6 +211,6 @@ if __name__ == "__main__":
     ap = stage.parser(__doc__)
     for flag in ("--answers", "--judge-model", "--judgements", "--metrics", "--cost"):
         ap.add_argument(flag, required=True)
-    ap.add_argument("--previous", help="answers of the model this one starts from (absent for m0)")
-    ap.add_argument("--base", help="answers of the base model m0 (absent for m0)")
+    ap.add_argument("--previous", help="head-to-head: answers of the model this one starts from")
+    ap.add_argument("--base", help="head-to-head: answers of the base model m0")
     stage.run(main, ap)

@@ -2,8 +2,8 @@
 
 Inputs: lidr.records.PROMPT_EN, RESPONSE, TRANSLATION. Output: lidr.records.PAIR (built as lidr/pairs.py describes).
 
-    python -m stages.pair --prompts data/m1/prompts_en.jsonl --responses data/m1/responses.jsonl \
-        --translations data/m1/translations.jsonl --out data/m1/pairs.jsonl
+    python -m stages.pair --prompts data/general-m1/prompts_en.jsonl --responses data/general-m1/responses.jsonl \
+        --translations data/general-m1/translations.jsonl --out data/general-m1/pairs.jsonl
 """
 
 import polars as pl

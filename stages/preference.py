@@ -11,9 +11,9 @@ Metrics: {"heldout": {pair_type: {lang|"all": {"accuracy": {"k", "n", "share", "
 
     python -m stages.preference --model models/m0 --pairs data/heldout/pairs_kept.jsonl \
         --scores data/heldout/scores_m0.jsonl
-    python -m stages.preference --model models/m1 --pairs data/heldout/pairs_kept.jsonl \
-        --reference-scores data/heldout/scores_m0.jsonl --scores data/m1/heldout_scores.jsonl \
-        --metrics metrics/preference/m1.json
+    python -m stages.preference --model models/general-m1 --pairs data/heldout/pairs_kept.jsonl \
+        --reference-scores data/heldout/scores_m0.jsonl --scores data/general-m1/heldout_scores.jsonl \
+        --metrics metrics/preference/general-m1.json
 """
 
 import polars as pl

@@ -1,7 +1,8 @@
 """Collect every model's measures into one report: per language, per iteration, each with n and a 95% interval.
 
-Reads metrics/eval (MGSM, language fidelity, paired comparisons with m0), metrics/preference (held-out
-preference accuracy), metrics/judge (LLM-judge win rates and the judge's mass on its verdict tokens),
+Reads metrics/eval (MGSM, language fidelity), metrics/compare (each iteration paired with m0 on the same items),
+metrics/preference (held-out preference accuracy), metrics/judge (LLM-judge win rates and the judge's mass on
+its verdict tokens), metrics/head_to_head (each iteration against its starting model and m0),
 metrics/gate (pairs kept per language and type), metrics/train (the final training loss), dvclive (training
 curves) and metrics/cost (each stage's seconds and tokens/s, written to their own report, since they differ
 from run to run).
@@ -22,8 +23,9 @@ Writes
   measures are named after it: heldout_<d>_acc, plots/heldout_<d>_pair_accuracy.csv.
 - metrics/report.md: every table, and one sentence on whether the effect is significant; metrics/cost.md.
 
-    python -m stages.summarize --evals metrics/eval --judges metrics/judge --preference metrics/preference \
-        --gates metrics/gate --costs metrics/cost --trains metrics/train --live dvclive \
+    python -m stages.summarize --evals metrics/eval --compares metrics/compare --judges metrics/judge \
+        --head-to-heads metrics/head_to_head --preference metrics/preference --gates metrics/gate \
+        --costs metrics/cost --trains metrics/train --live dvclive \
         --summary metrics/summary.json --headline metrics/headline --plots plots \
         --report metrics/report.md --cost-report metrics/cost.md
 """
@@ -188,7 +190,12 @@ def main(args) -> None:
     others = list(params.languages.others)
     dominant = params.languages.dominant
     evals = {m: read(Path(args.evals) / f"{m}.json", f"evaluate {m}") for m in models}
+    for m in iters:  # an iteration's evaluation, with its pairing with m0's
+        evals[m] = {**evals[m], **read(Path(args.compares) / f"{m}.json", f"compare {m} with m0")}
     judges = {m: read(Path(args.judges) / f"{m}.json", f"judge {m}") for m in models}
+    for m in iters:  # with its head-to-heads (and, for eval.alpaca.reference "previous", its reference table)
+        h2h = read(Path(args.head_to_heads) / f"{m}.json", f"judge {m} head-to-head")
+        judges[m] = {**judges[m], **{k: v for k, v in h2h.items() if v or k not in judges[m]}}
     pref = {m: read(Path(args.preference) / f"{m}.json", f"score {m} on the held-out pairs") for m in iters}
     gates = {b: read(Path(args.gates) / f"{b}.json", f"filter {b}'s pairs") for b in [*iters, "heldout"]}
 
@@ -378,7 +385,9 @@ if __name__ == "__main__":
     ap = stage.parser(__doc__)
     for flag in (
         "--evals",
+        "--compares",
         "--judges",
+        "--head-to-heads",
         "--preference",
         "--gates",
         "--costs",

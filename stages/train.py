@@ -8,8 +8,8 @@ processes train alongside and take part in gathering the final weights. Launched
 configuration that `train.launch` names, as the `train` stage of dvc.yaml does:
 
     python -m accelerate.commands.launch --config_file configs/accelerate/cpu.yaml -m stages.train \
-        --iteration m1 --model models/m0 --pairs data/m1/pairs_kept.jsonl --out models/m1 \
-        --live dvclive/m1 --metrics metrics/train/m1.json --cost metrics/cost/m1/train.json
+        --iteration general-m1 --model models/m0 --pairs data/general-m1/pairs_kept.jsonl --out models/general-m1 \
+        --live dvclive/general-m1 --metrics metrics/train/general-m1.json --cost metrics/cost/general-m1/train.json
 """
 
 import json

@@ -3,9 +3,9 @@ dominant language.
 
 Input: lidr.records.RESPONSE. Output: lidr.records.TRANSLATION
 
-    python -m stages.translate_responses --model models/m0 --responses data/m1/responses.jsonl \
-        --out data/m1/translations.jsonl --meta data/m1/translations.meta.json \
-        --cost metrics/cost/m1/translate_responses.json
+    python -m stages.translate_responses --model models/m0 --responses data/general-m1/responses.jsonl \
+        --out data/general-m1/translations.jsonl --meta data/general-m1/translations.meta.json \
+        --cost metrics/cost/general-m1/translate_responses.json
 """
 
 import polars as pl

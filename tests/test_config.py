@@ -41,7 +41,8 @@ def test_iterations_go_chain_by_chain():
             "general-m2": {"chain": "general", "start": "general-m1", "round": 1},
             "general-m1": {"chain": "general", "start": "m0", "round": 0},
             "math-m2": {"chain": "math", "start": "math-m1", "round": 1},
-        }
+        },
+        eval__models=["m0", "math-m1", "math-m2", "general-m1", "general-m2"],
     )
     assert iteration_order(p) == ["general-m1", "general-m2", "math-m1", "math-m2"]
     assert chain_order(p) == {"general": ["general-m1", "general-m2"], "math": ["math-m1", "math-m2"]}
@@ -109,6 +110,16 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
         ({"eval__judge__kind": "gpt4"}, "eval.judge.kind: expected 'local' or 'openai'"),
         ({"eval__judge__batch_size": 0}, "eval.judge.batch_size: expected a value > 0"),
         ({"eval__judge__url": "http://x"}, "unknown key eval.judge.url"),
+        ({"eval__models": KeyError}, "missing key eval.models"),
+        (
+            {"eval__models": ["m0", "general-m1"]},
+            "eval.models: 'general-m2' is missing; list 'm0' and every iteration, e.g. [m0, general-m1, general-m2]",
+        ),
+        (
+            {"eval__models": ["m0", "general-m1", "general-m2", "m3"]},
+            "eval.models: 'm3' is neither 'm0' nor an iteration",
+        ),
+        ({"eval__models": ["m0", "m0", "general-m1", "general-m2"]}, "eval.models: 'm0' is listed twice"),
     ],
 )
 def test_eval_alpaca_and_judge_keys_are_checked(changes, message):

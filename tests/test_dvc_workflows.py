@@ -24,6 +24,7 @@ def test_one_iteration_at_a_time_then_metrics_diff(tmp_path):
     project = copy_project(tmp_path / "project")
     params = yaml.safe_load((ROOT / "tests" / "fixtures" / "tiny_params.yaml").read_text())
     m2 = params["iterations"].pop("general-m2")
+    params["eval"]["models"].remove("general-m2")
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(project, "init", "-q")
     git(project, "add", "-A")
@@ -36,10 +37,12 @@ def test_one_iteration_at_a_time_then_metrics_diff(tmp_path):
     git(project, "commit", "-qm", "general-m1")
 
     params["iterations"]["general-m2"] = m2
+    params["eval"]["models"].append("general-m2")
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = ran(dvc(project, "repro"))
     stages = ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter", "train")
-    assert {f"{s}@general-m2" for s in (*stages, "eval", "judge", "preference", "card")} | {"summarize"} == second
+    stages += ("eval", "judge", "compare", "head_to_head", "preference", "card")
+    assert {f"{s}@general-m2" for s in stages} | {"summarize"} == second
     after = json.loads((project / "metrics/summary.json").read_text())
     assert after["iteration"] == 2 and set(after) == set(before)
     diff = json.loads(dvc(project, "metrics", "diff", "--json"))

@@ -28,7 +28,8 @@ def test_every_listed_param_exists():
         body = stage.get("do", stage)
         for key in body.get("params", []):
             node = PARAMS
-            for part in key.replace("${key}", "general-m1").replace("${item.chain}", "general").split("."):
+            key = key.replace("${key}", "general-m1").replace("${item.chain}", "general").replace("${item}", "m0")
+            for part in key.split("."):
                 assert isinstance(node, dict) and part in node, f"{name}: params key {key} not in params.yaml"
                 node = node[part]
 
@@ -50,6 +51,23 @@ def _lock_params_disagreeing(lock: dict, params: dict) -> list[str]:
     return bad
 
 
+def foreach_values(foreach: str):
+    """What a `foreach: ${a.b}` of dvc.yaml iterates over in params.yaml (a dict's keys or a list's items)."""
+    node = PARAMS
+    for part in re.fullmatch(r"\$\{([\w.]+)\}", foreach).group(1).split("."):
+        node = node[part]
+    return node
+
+
+def test_every_model_is_evaluated_and_judged_by_one_definition():
+    """m0 and every iteration share the eval and judge stages; the comparisons with m0 are per iteration."""
+    assert DVC["stages"]["eval"]["foreach"] == DVC["stages"]["judge"]["foreach"] == "${eval.models}"
+    assert set(foreach_values("${eval.models}")) == {"m0", *PARAMS["iterations"]}
+    for name in ("compare", "head_to_head"):
+        assert DVC["stages"][name]["foreach"] == "${iterations}", name
+    assert not {"eval_m0", "judge_m0"} & set(DVC["stages"])
+
+
 def test_the_committed_reference_run_used_the_committed_params():
     """dvc.lock (the reference run, committed with its metrics) was made with params.yaml as it is: a change
     to the default run refreshes the reference in the same commit."""
@@ -58,7 +76,7 @@ def test_the_committed_reference_run_used_the_committed_params():
     expected = {
         f"{name}@{it}" if "foreach" in stage else name
         for name, stage in DVC["stages"].items()
-        for it in (PARAMS["iterations"] if "foreach" in stage else [None])
+        for it in (foreach_values(stage["foreach"]) if "foreach" in stage else [None])
     }
     assert stages == expected, f"missing {sorted(expected - stages)}, extra {sorted(stages - expected)}"
     assert _lock_params_disagreeing(lock, PARAMS) == []
@@ -87,7 +105,7 @@ def test_both_chains_expand_into_their_own_stages_and_either_runs_alone(tmp_path
         assert {
             f"{s}@{chain}-m{k}" for s in ("sample", "translate_prompts", "train", "eval", "card") for k in (1, 2)
         } <= names
-    assert not any(re.search(r"@m\d", n) for n in names)
+    assert {n for n in names if re.search(r"@m\d", n)} == {"eval@m0", "judge@m0"}  # m0 belongs to no chain
     upstream = set(re.findall(r"[\w@-]+", dvc(tmp_path, "dag", "--md", "card@math-m2")))
     assert {"train@math-m1", "train@math-m2", "eval@math-m2", "prepare_model"} <= upstream
     assert not any("general" in n for n in upstream), sorted(n for n in upstream if "general" in n)

@@ -15,11 +15,12 @@ from stages.judge import first_per_language, join_answers, join_reference, oppon
 
 def test_opponents_judge_a_shared_source_once():
     ref = "data/builtin/xalpaca/reference_{lang}.json"
-    assert opponents(ref, None, None) == {"reference": "reference"}
-    m1 = opponents(ref, "data/m0/a.jsonl", "data/m0/a.jsonl")
-    assert m1 == {"reference": "reference", "previous": "data/m0/a.jsonl", "m0": "data/m0/a.jsonl"}
+    assert opponents(ref, None, None) == {"reference": "reference"}  # judge@<model>, m0 included
+    m1 = opponents(ref, "data/m0/a.jsonl", "data/m0/a.jsonl")  # head_to_head@<iteration>
+    assert m1 == {"previous": "data/m0/a.jsonl", "m0": "data/m0/a.jsonl"}
     assert opponents("previous", None, None) == {}
-    assert opponents("previous", "data/m1/a.jsonl", "data/m0/a.jsonl")["reference"] == "data/m1/a.jsonl"
+    m2 = opponents("previous", "data/m1/a.jsonl", "data/m0/a.jsonl")
+    assert m2 == {"reference": "data/m1/a.jsonl", "previous": "data/m1/a.jsonl", "m0": "data/m0/a.jsonl"}
 
 
 def answer(i, lang="es", out="x"):
@@ -119,7 +120,8 @@ def share(k, n):
 def test_summarize_writes_summary_plots_and_report(tmp_path):
     from lidr.stats import mean_interval, paired_shares
 
-    dirs = {name: tmp_path / name for name in ("eval", "judge", "preference", "gate", "cost", "train")}
+    names = ("eval", "compare", "judge", "head_to_head", "preference", "gate", "cost", "train")
+    dirs = {name: tmp_path / name for name in names}
     for d in dirs.values():
         d.mkdir()
     langs = ("en", "es", "de", "fr", "ru")
@@ -132,10 +134,13 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
         if step:
             up = paired_shares([False] * 10, [True] * 10)  # excludes 0
             flat = paired_shares([True] * 10, [True] * 10)
-            ev["vs_m0"] = {
+            vs_m0 = {
                 "fidelity": {lang: up if lang in ("es", "de", "fr") else flat for lang in (*langs, "all")},
                 "mgsm": {lang: flat for lang in (*langs, "all")},
             }
+            (dirs["compare"] / f"{model}.json").write_text(json.dumps({"vs_m0": vs_m0}))
+            h2h = {"judge": "local:m0", "alpaca": {}, "head_to_head": {"m0": {"opponent": "m0", "per_lang": {}}}}
+            (dirs["head_to_head"] / f"{model}.json").write_text(json.dumps(h2h))
             x = {
                 lang: {"accuracy": share(9, 10), "margin": mean_interval([1.0, 2.0]), "p_sign": 0.02}
                 for lang in langs[1:]
@@ -168,7 +173,9 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
     args = argparse.Namespace(
         params="params.yaml",
         evals=str(dirs["eval"]),
+        compares=str(dirs["compare"]),
         judges=str(dirs["judge"]),
+        head_to_heads=str(dirs["head_to_head"]),
         preference=str(dirs["preference"]),
         gates=str(dirs["gate"]),
         costs=str(dirs["cost"]),
@@ -255,29 +262,40 @@ def test_judge_stage_on_a_tiny_model(tmp_path, tiny_model):
             for r in rows
         ]
         write_jsonl(tmp_path / f"{name}.jsonl", answers)
-    args = argparse.Namespace(
-        params=str(ROOT / "tests/fixtures/tiny_params.yaml"),
-        answers=str(tmp_path / "m1.jsonl"),
-        previous=str(tmp_path / "m0.jsonl"),
-        base=str(tmp_path / "m0.jsonl"),
-        judge_model=str(tiny_model),
-        judgements=str(tmp_path / "judgements.jsonl"),
-        metrics=str(tmp_path / "metrics.json"),
-        cost=str(tmp_path / "cost.json"),
-    )
-    judge.main(args)
-    recs = read_jsonl(tmp_path / "judgements.jsonl")
-    assert sorted({r["comparison"] for r in recs}) == ["m0", "previous", "reference"] and len(recs) == 6
-    assert {r["opponent"] for r in recs} == {"m0", "reference:lidr-handwritten"}
-    m = json.loads((tmp_path / "metrics.json").read_text())
+
+    def run(name, **opponents):
+        args = argparse.Namespace(
+            params=str(ROOT / "tests/fixtures/tiny_params.yaml"),
+            answers=str(tmp_path / "m1.jsonl"),
+            judge_model=str(tiny_model),
+            judgements=str(tmp_path / f"{name}.judgements.jsonl"),
+            metrics=str(tmp_path / f"{name}.json"),
+            cost=str(tmp_path / f"{name}.cost.json"),
+            **{"previous": None, "base": None, **opponents},
+        )
+        judge.main(args)
+        metrics = json.loads((tmp_path / f"{name}.json").read_text())
+        requests = json.loads((tmp_path / f"{name}.cost.json").read_text())["requests"]
+        return read_jsonl(tmp_path / f"{name}.judgements.jsonl"), metrics, requests
+
+    recs, m, requests = run("judge")  # judge@m1: against the reference outputs only
+    assert {r["comparison"] for r in recs} == {"reference"} and len(recs) == 2
+    assert {r["opponent"] for r in recs} == {"reference:lidr-handwritten"}
     assert set(m["alpaca"]) == {"en", "es"} and 0.0 <= m["alpaca_avg"]["win_rate"] <= 100.0
+    assert m["head_to_head"] == {} and requests == 4  # 2 items x 2 orders
+
+    m0 = str(tmp_path / "m0.jsonl")
+    recs, m, requests = run("head_to_head", previous=m0, base=m0)  # head_to_head@m1
+    assert sorted({r["comparison"] for r in recs}) == ["m0", "previous"] and len(recs) == 4
+    assert {r["opponent"] for r in recs} == {"m0"} and m["alpaca"] == {}
     assert m["head_to_head"]["previous"] == m["head_to_head"]["m0"]  # the same opponent, judged once
-    assert json.loads((tmp_path / "cost.json").read_text())["requests"] == 8  # 2 sources x 2 items x 2 orders
+    assert requests == 4
 
 
 def test_language_fidelity_counts_answers_in_the_asked_language():
     from lidr.backends import Completion
-    from stages.eval import answer_records, fidelity, paired
+    from stages.compare import paired
+    from stages.eval import answer_records, fidelity
 
     rows = [
         {"id": "a", "lang": "es", "instruction": "Saluda."},

@@ -30,6 +30,7 @@ def test_repro_with_spanish_dominant(tmp_path):
     params = yaml.safe_load((ROOT / "tests" / "fixtures" / "tiny_params.yaml").read_text())
     params["languages"] = {"dominant": "es", "others": ["en"]}
     params["iterations"] = {"general-m1": params["iterations"]["general-m1"]}
+    params["eval"]["models"] = ["m0", "general-m1"]
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(project, "init", "-q")
     git(project, "add", "-A")

@@ -115,7 +115,7 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
     heldout = {f"heldout_{s}" for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair")}
     heldout |= {"heldout_filter", "heldout_score_m0"}
     expected = (
-        {"prepare_model", "eval_m0", "judge_m0", "summarize"}
+        {"prepare_model", "eval@m0", "judge@m0", "summarize"}
         | heldout
         | {
             f"{s}@{it}"
@@ -130,6 +130,8 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
                 "train",
                 "eval",
                 "judge",
+                "compare",
+                "head_to_head",
                 "preference",
                 "card",
             )
@@ -149,7 +151,10 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
         gate = json.loads((project / f"metrics/gate/{it}.json").read_text())
         assert gate["total"]["kept"] > 0
         evals = json.loads((project / f"metrics/eval/{it}.json").read_text())
-        assert evals["vs_m0"]["fidelity"]["es"]["n"] == 2 and evals["fidelity"]["all"]["n"] == 4
+        compare = json.loads((project / f"metrics/compare/{it}.json").read_text())
+        assert compare["vs_m0"]["fidelity"]["es"]["n"] == 2 and evals["fidelity"]["all"]["n"] == 4
+        h2h = json.loads((project / f"metrics/head_to_head/{it}.json").read_text())
+        assert set(h2h["head_to_head"]) == {"previous", "m0"}
         pref = json.loads((project / f"metrics/preference/{it}.json").read_text())
         assert pref["heldout"] and all("all" in per_lang for per_lang in pref["heldout"].values())
     summary = json.loads((project / "metrics/summary.json").read_text())
@@ -200,7 +205,7 @@ def test_beta_experiment_reruns_training_and_what_follows_only(tiny_project):
     assert {"train@general-m1", "eval@general-m1", "train@general-m2", "translate_prompts@general-m2"} <= started
     untouched = {
         f"{s}@general-m1" for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter")
-    } | {"prepare_model", "eval_m0", "judge_m0", "sample@general-m2"}
+    } | {"prepare_model", "eval@m0", "judge@m0", "sample@general-m2"}
     assert not started & untouched
     table = dvc(project, "exp", "show", "--csv", "--no-pager").splitlines()
     column = table[0].split(",").index("beta")
