@@ -169,9 +169,11 @@ def main(args) -> None:
     params = stage.params_of(args)
     answers = first_per_language(read_records(args.answers, ALPACA_ANSWER), params.eval.judge.limit)
     cost = stage.Cost()
-    if params.eval.judge.kind == "openai":
+    comparisons = opponents(params.eval.alpaca.reference, args.previous, args.base)
+    judge = None  # nothing to judge (judge@<model> with eval.alpaca.reference "previous"): no judge is loaded
+    if comparisons and params.eval.judge.kind == "openai":
         judge = OpenAIJudge.from_env()
-    else:
+    elif comparisons:
         judge = LocalJudge(
             make_backend(args.judge_model, params.generation, params.model, params.seed),
             params.eval.judge.batch_size,
@@ -179,7 +181,7 @@ def main(args) -> None:
         )
     judged: dict[str, list[dict]] = {}
     by_comparison: dict[str, list[dict]] = {}
-    for name, source in opponents(params.eval.alpaca.reference, args.previous, args.base).items():
+    for name, source in comparisons.items():
         if source not in judged:
             if source == "reference":
                 opponent, outputs = join_reference(answers, params.eval.alpaca.reference)
@@ -200,7 +202,8 @@ def main(args) -> None:
             judged[source] = judge_pairs(judge, items)
             cost.requests += sum(len(r["orders"]) for r in judged[source])
         by_comparison[name] = [{"comparison": name, **r} for r in judged[source]]
-    metrics = summarise(by_comparison, judge.name, params.eval.alpaca.reference, judge.prompt.source)
+    name, prompt = (judge.name, judge.prompt.source) if judge else ("", "")
+    metrics = summarise(by_comparison, name, params.eval.alpaca.reference, prompt)
     write_records(args.judgements, JUDGEMENT, [r for rs in by_comparison.values() for r in rs])
     write_json(args.metrics, metrics)
     write_json(args.cost, cost.as_metrics())

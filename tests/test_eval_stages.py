@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+import yaml
 
 from lidr.errors import JoinError
 from lidr.io import write_jsonl
@@ -263,15 +264,14 @@ def test_judge_stage_on_a_tiny_model(tmp_path, tiny_model):
         ]
         write_jsonl(tmp_path / f"{name}.jsonl", answers)
 
-    def run(name, **opponents):
+    def run(name, params=ROOT / "tests/fixtures/tiny_params.yaml", **opponents):
         args = argparse.Namespace(
-            params=str(ROOT / "tests/fixtures/tiny_params.yaml"),
+            params=str(params),
             answers=str(tmp_path / "m1.jsonl"),
-            judge_model=str(tiny_model),
             judgements=str(tmp_path / f"{name}.judgements.jsonl"),
             metrics=str(tmp_path / f"{name}.json"),
             cost=str(tmp_path / f"{name}.cost.json"),
-            **{"previous": None, "base": None, **opponents},
+            **{"previous": None, "base": None, "judge_model": str(tiny_model), **opponents},
         )
         judge.main(args)
         metrics = json.loads((tmp_path / f"{name}.json").read_text())
@@ -290,6 +290,13 @@ def test_judge_stage_on_a_tiny_model(tmp_path, tiny_model):
     assert {r["opponent"] for r in recs} == {"m0"} and m["alpaca"] == {}
     assert m["head_to_head"]["previous"] == m["head_to_head"]["m0"]  # the same opponent, judged once
     assert requests == 4
+
+    # eval.alpaca.reference "previous": judge@m0 has nothing to judge, and loads no judge (no model at that path)
+    params = yaml.safe_load((ROOT / "tests/fixtures/tiny_params.yaml").read_text())
+    params["eval"]["alpaca"]["reference"] = "previous"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    recs, m, requests = run("nothing", params=tmp_path / "params.yaml", judge_model=str(tmp_path / "no-model"))
+    assert recs == [] and requests == 0 and m["alpaca"] == m["head_to_head"] == {}
 
 
 def test_language_fidelity_counts_answers_in_the_asked_language():
