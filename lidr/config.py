@@ -141,6 +141,9 @@ class HeldoutParams:
 
     sources: tuple[PromptSource, ...]  # all of each source's first n prompts (seeded order)
     parallel: str | None  # JSONL of {"id", "lang", "text"}: the block's prompts already translated; null: none
+    # also build the dominant-language pairs (every x answer translated into the dominant language); false: the
+    # x pairs only, at half the translations (the held-out measure in the decision rule uses x pairs only)
+    dominant_pairs: bool = False
 
 
 @dataclass(frozen=True)
@@ -314,6 +317,7 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class MgsmParams:
+    enabled: bool = False  # off in the CPU default: the embedded 135M model scores 0% in every language
     path: str = "data/builtin/mgsm"  # folder of mgsm_<lang>.tsv, or the hub id juletxara/mgsm
     languages: tuple[str, ...] = ("en", "es", "de", "fr", "ru")
     limit: int = at_least(0, 0)  # questions per language; 0 = all
@@ -325,13 +329,15 @@ class MgsmParams:
 @dataclass(frozen=True)
 class AlpacaParams:
     # X-AlpacaEval layout: a JSON list of {"id", "dataset", "instruction"} per language; "{lang}" is the code
-    path: str = "data/builtin/xalpaca/{lang}.json"
-    languages: tuple[str, ...] = ("en", "es", "de", "fr", "ru")
-    limit: int = at_least(0, 0)  # instructions per language; 0 = all
-    max_new_tokens: int = at_least(0, 64)  # answer length; 0 = eval.max_new_tokens (fidelity needs a few lines)
+    path: str = "data/xalpacaeval/{lang}.json"
+    languages: tuple[str, ...] = ("es", "de", "fr", "ru")
+    # instructions per language: the first `limit` ids of one seeded order (`seed`), the same ids in every
+    # language (the files are parallel); 0 = all, in file order
+    limit: int = at_least(0, 200)
+    max_new_tokens: int = at_least(0, 32)  # answer length; 0 = eval.max_new_tokens (fidelity needs a sentence)
     # alpaca_eval layout ({"instruction", "output", "generator", "dataset"}), "{lang}" optional; or "previous":
     # the answers of the model each iteration starts from
-    reference: str = "data/builtin/xalpaca/reference_{lang}.json"
+    reference: str = "data/xalpacaeval/reference_{lang}.json"
 
     def check(self, key: str) -> None:
         _languages(f"{key}.languages", self.languages)
@@ -355,9 +361,31 @@ class JudgeParams:
     # local: the starting model (m0) through the generation backend, with lidr's judge prompt; openai: an
     # OpenAI-compatible endpoint that returns log-probabilities, from LIDR_JUDGE_BASE_URL, LIDR_JUDGE_API_KEY and
     # LIDR_JUDGE_MODEL, with alpaca_eval's weighted_alpaca_eval_gpt4_turbo prompt (pip install 'lidr[judge]')
+    enabled: bool = False  # off in the CPU default: the embedded model judging itself is at chance
     kind: Literal["local", "openai"] = "local"
     batch_size: int = positive(4)  # local judge: prompts per forward pass
     limit: int = at_least(0, 3)  # instructions judged per language (the first ones); 0 = all
+
+
+@dataclass(frozen=True)
+class LikelihoodParams:
+    """Reference likelihood: the mean per-token log-likelihood of reference answers given their instruction."""
+
+    # alpaca_eval layout with "id" ({"id", "instruction", "output"}), "{lang}" in it: the references, whose
+    # instructions are asked through the answering prompt of eval.alpaca
+    reference: str = "data/xalpacaeval/reference_{lang}.json"
+    languages: tuple[str, ...] = ("en", "es", "de", "fr", "ru")  # the dominant language is the contrast's base
+    limit: int = at_least(0, 100)  # items: the first `limit` ids of the seeded order of eval.alpaca; 0 = all
+    max_tokens: int = positive(32)  # the first N tokens of each reference answer are scored
+    batch_size: int = positive(8)  # sequences per forward pass
+
+    def check(self, key: str) -> None:
+        _languages(f"{key}.languages", self.languages)
+        if "{lang}" not in self.reference:
+            raise ParamsError(
+                f"{key}.reference: expected a path with {{lang}} in it, e.g. "
+                f"data/xalpacaeval/reference_{{lang}}.json, got {self.reference!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -368,6 +396,7 @@ class EvalParams:
     mgsm: MgsmParams = field(default_factory=MgsmParams)
     alpaca: AlpacaParams = field(default_factory=AlpacaParams)
     judge: JudgeParams = field(default_factory=JudgeParams)
+    likelihood: LikelihoodParams = field(default_factory=LikelihoodParams)
 
 
 @dataclass(frozen=True)
@@ -404,6 +433,12 @@ class Params:
             raise ParamsError("chains: expected at least one chain, e.g. general: {sources: [...], parallel: null}")
         self._check_iterations()
         self._check_evaluated()
+        ll = self.eval.likelihood
+        if self.languages.dominant not in ll.languages:
+            raise ParamsError(
+                f"eval.likelihood.languages: expected the dominant language {self.languages.dominant!r} among them "
+                "(each language's change is contrasted with the dominant language's on the same item)"
+            )
         f = self.filter.length_ratio
         if f.enabled:
             missing = [code for code in self.languages.others if code not in f.bands]

@@ -202,8 +202,17 @@ def load_mgsm(path: str, lang: str, limit: int = 0) -> list[dict]:
 # alpaca_eval layout: a JSON list of {"instruction", "output", "generator", "dataset"}
 
 
-def load_alpaca(pattern: str, lang: str, limit: int = 0) -> list[dict]:
-    """Records `{"id", "lang", "dataset", "instruction"}` of one language's instruction file."""
+def sample_ids(ids: list[str], limit: int, seed: int) -> set[str]:
+    """The first `limit` of a seeded order of `ids`: the order depends on the seed and the set of ids only, so
+    parallel files (the same ids in every language) give the same items, and a smaller limit a subset."""
+    order = sorted(ids)
+    random.Random(f"{seed}:{_digest(order)}").shuffle(order)
+    return set(order[:limit])
+
+
+def load_alpaca(pattern: str, lang: str, limit: int = 0, seed: int = 0) -> list[dict]:
+    """Records `{"id", "lang", "dataset", "instruction"}` of one language's instruction file: all of them, or the
+    first `limit` ids of a seeded order (`sample_ids`), in file order."""
     path = pattern.format(lang=lang)
     rows = read_records(path, ALPACA_INSTRUCTION)
     out, seen = [], set()
@@ -217,7 +226,31 @@ def load_alpaca(pattern: str, lang: str, limit: int = 0) -> list[dict]:
         out.append({"id": rid, "lang": lang, "dataset": row.get("dataset", ""), "instruction": text.strip()})
     if not out:
         raise DataError(f"{path}: no instructions")
-    return out[:limit] if limit else out
+    if not limit:
+        return out
+    if limit > len(out):
+        raise DataError(f"{path}: {limit} instructions asked for (limit), but the file has {len(out)}")
+    chosen = sample_ids([r["id"] for r in out], limit, seed)
+    return [r for r in out if r["id"] in chosen]
+
+
+def load_references(pattern: str, lang: str) -> dict[str, str]:
+    """Reference outputs of one language, keyed by `id` where the rows carry one and by the instruction text
+    (alpaca_eval's join) always: {key: output}."""
+    path = pattern.format(lang=lang)
+    table: dict[str, str] = {}
+    for i, row in enumerate(read_records(path, REFERENCE_OUTPUT)):
+        if not row["output"].strip():
+            raise DataError(f"{path}: item {i}: field 'output' is empty")
+        if "id" in row:
+            table[f"id:{row['id']}"] = row["output"]
+        table[f"instruction:{row['instruction'].strip()}"] = row["output"]
+    return table
+
+
+def reference_for(table: dict[str, str], rid: str, instruction: str) -> str | None:
+    """The reference output of an item, by id, else by instruction text; None when there is none."""
+    return table.get(f"id:{rid}", table.get(f"instruction:{instruction.strip()}"))
 
 
 def load_reference_outputs(pattern: str, lang: str) -> dict[str, dict]:

@@ -34,8 +34,15 @@ def _require(df: pl.DataFrame, column: str, what: str) -> None:
 
 
 def build_pairs(
-    prompts_en: list[dict], responses: list[dict], translations: list[dict], dominant: str, others: tuple[str, ...]
+    prompts_en: list[dict],
+    responses: list[dict],
+    translations: list[dict],
+    dominant: str,
+    others: tuple[str, ...],
+    dominant_pairs: bool = True,
 ) -> list[dict]:
+    """The pairs of every prompt and x; with `dominant_pairs` false, the x pairs only (no x->dominant
+    translations are needed)."""
     resp = pl.DataFrame(
         {
             "id": [r["id"] for r in responses],
@@ -81,11 +88,11 @@ def build_pairs(
         )
         joined = rx.join(en, on="id", how="left", validate="1:1")
         _require(joined, "en_row", f"{dominant} response (needed by {x} responses)")
-        joined = joined.join(to_x, on="id", how="left", validate="1:1").join(
-            to_en, on="id", how="left", validate="1:1"
-        )
+        joined = joined.join(to_x, on="id", how="left", validate="1:1")
         _require(joined, "to_x_ok", f"{dominant}->{x} translation of the {dominant} response")
-        _require(joined, "to_en_ok", f"{x}->{dominant} translation of the {x} response")
+        if dominant_pairs:
+            joined = joined.join(to_en, on="id", how="left", validate="1:1")
+            _require(joined, "to_en_ok", f"{x}->{dominant} translation of the {x} response")
         for row in joined.sort("row").iter_rows(named=True):
             x_messages = responses[row["row"]]["messages"]
             en_messages = responses[row["en_row"]]["messages"]
@@ -121,6 +128,9 @@ def build_pairs(
                     "translation_ok": bool(row["to_x_ok"]),
                     **_sources(row["en_response"], row["en_finish"], None, None),
                 }
+            if not dominant_pairs:
+                pairs.append(x_pair)
+                continue
             en_pair = {
                 **common,
                 "lang": dominant,
@@ -152,8 +162,11 @@ def _assistant(content: str | None) -> list[dict]:
     return [{"role": "assistant", "content": content}]
 
 
-def translation_jobs(responses: list[dict], dominant: str, others: tuple[str, ...]) -> list[dict]:
-    """Which responses to translate: every dominant response into every x, every x response into dominant."""
+def translation_jobs(
+    responses: list[dict], dominant: str, others: tuple[str, ...], dominant_pairs: bool = True
+) -> list[dict]:
+    """Which responses to translate: every dominant response into every x, and (for the dominant-language
+    pairs) every x response into dominant."""
     jobs = []
     for r in responses:
         if r["lang"] == dominant:
@@ -161,7 +174,7 @@ def translation_jobs(responses: list[dict], dominant: str, others: tuple[str, ..
                 {"id": r["id"], "source_lang": dominant, "target_lang": x, "source_text": r["response"]}
                 for x in others
             ]
-        elif r["lang"] in others:
+        elif r["lang"] in others and dominant_pairs:
             jobs.append(
                 {"id": r["id"], "source_lang": r["lang"], "target_lang": dominant, "source_text": r["response"]}
             )

@@ -22,6 +22,7 @@ the line (the item, in a JSON list) and the field.
 | data/<it>/judgements.jsonl            | judge                      | JUDGEMENT     |
 | data/heldout/scores_m0.jsonl          | heldout_score_m0           | SCORE         |
 | data/<it>/heldout_scores.jsonl        | preference                 | HELDOUT_SCORE |
+| data/<it>/reference_likelihood.jsonl  | likelihood                 | LIKELIHOOD    |
 
 The held-out block's files (data/heldout/) and m0's (data/m0/) are the same records. Inputs that people
 write: PARALLEL_PROMPT (chains.<chain>.parallel, heldout.parallel), ALPACA_INSTRUCTION (eval.alpaca.path) and
@@ -318,6 +319,16 @@ SCORE = Record(  # heldout_score_m0: a kept held-out pair's log-probabilities un
 HELDOUT_SCORE = SCORE.extend(  # preference: under a trained model, with its implicit-reward margin against m0
     "held-out score with margin",
     margin=float,
+)
+
+LIKELIHOOD = Record(  # likelihood: a reference answer's mean log-likelihood per token under a model
+    "reference likelihood",
+    {
+        "id": str,
+        "lang": Lang,
+        "logp": float,  # nats per token, over the first n_tokens tokens of the reference answer
+        "n_tokens": int,
+    },
 )
 
 # ---------------------------------------------------------------------------------------------

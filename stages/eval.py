@@ -1,5 +1,5 @@
-"""Evaluate a model per language on an MGSM-layout math set (accuracy, off-target rate) and write its
-answers to X-AlpacaEval-layout instructions, which the judge stage compares.
+"""Evaluate a model per language on an MGSM-layout math set (accuracy, off-target rate; only with
+eval.mgsm.enabled) and write its answers to X-AlpacaEval-layout instructions, which the judge stage compares.
 
 The question goes in the reference's math wrapper; greedy decoding, repetition penalty from params.
 Accuracy: the last number of the answer equals the gold answer. Off-target: py3langid, restricted to
@@ -118,7 +118,6 @@ def fidelity(records: list[dict]) -> dict:
 def main(args) -> None:
     params = stage.params_of(args)
     m = params.eval.mgsm
-    rows = [r for lang in m.languages for r in load_mgsm(m.path, lang, m.limit)]
     decoding = Decoding(
         max_new_tokens=params.eval.max_new_tokens,
         repetition_penalty=params.generation.repetition_penalty,
@@ -127,16 +126,19 @@ def main(args) -> None:
     )
     backend = make_backend(args.model, params.generation, params.model, params.seed)
     cost = stage.Cost()
-    requests = [Request.chat(task_messages(r["question"], "math", r["lang"])) for r in rows]
-    completions = generate(backend, requests, decoding, model_dir=args.model, desc="evaluate mgsm", cost=cost)
-    languages = tuple(dict.fromkeys((*params.languages.all, *m.languages)))
-    records = score(rows, completions, languages)
-    metrics = summarise(records)
+    records, metrics = [], {"mgsm": {}, "mgsm_avg": {"accuracy": None, "off_target_rate": None}}
+    if m.enabled:  # eval.mgsm.enabled: off, the answers file is empty and the tables are too
+        rows = [r for lang in m.languages for r in load_mgsm(m.path, lang, m.limit)]
+        requests = [Request.chat(task_messages(r["question"], "math", r["lang"])) for r in rows]
+        completions = generate(backend, requests, decoding, model_dir=args.model, desc="evaluate mgsm", cost=cost)
+        languages = tuple(dict.fromkeys((*params.languages.all, *m.languages)))
+        records = score(rows, completions, languages)
+        metrics = summarise(records)
     mgsm_cost = cost.as_metrics()
 
     a = params.eval.alpaca
     cost = stage.Cost()
-    rows = [r for lang in a.languages for r in load_alpaca(a.path, lang, a.limit)]
+    rows = [r for lang in a.languages for r in load_alpaca(a.path, lang, a.limit, params.seed)]
     requests = [Request.chat(task_messages(r["instruction"], "general", r["lang"])) for r in rows]
     answer_decoding = replace(decoding, max_new_tokens=a.max_new_tokens or decoding.max_new_tokens)
     completions = generate(
@@ -158,7 +160,8 @@ def main(args) -> None:
         answer_decoding=answer_decoding.__dict__,
         mgsm=m.path,
     )
-    print(pl.DataFrame([{"lang": k, **v} for k, v in metrics["mgsm"].items()]).drop("accuracy_ci95"))
+    if metrics["mgsm"]:
+        print(pl.DataFrame([{"lang": k, **v} for k, v in metrics["mgsm"].items()]).drop("accuracy_ci95"))
     print(pl.DataFrame([{"lang": k, **v} for k, v in metrics["fidelity"].items()]).drop("ci95"))
 
 

@@ -27,12 +27,14 @@ from lidr.quality import gate_metrics, report_markdown, run_suite
 from lidr.records import KEPT_PAIR, PAIR, REJECTED_PAIR, read_records, write_records
 
 
-def gate(pairs: list[dict], params) -> tuple[list[dict], list[dict], dict, dict]:
-    """(kept, rejected, metrics, validation) of the pairs under params.filter."""
+def gate(pairs: list[dict], params, dominant_pairs: bool = True) -> tuple[list[dict], list[dict], dict, dict]:
+    """(kept, rejected, metrics, validation) of the pairs under params.filter. Without `dominant_pairs` (the
+    held-out block's x pairs only) no pair is in the dominant language, and the suite does not ask for any."""
     langs = params.languages.all
+    pair_langs = langs if dominant_pairs else params.languages.others
     kept, rejected = apply_rules(pairs, params.filter, langs)
-    metrics = gate_metrics(kept, rejected, langs)
-    validation = run_suite(kept, rejected, langs, params.filter.suite)
+    metrics = gate_metrics(kept, rejected, pair_langs)
+    validation = run_suite(kept, rejected, langs, params.filter.suite, pair_langs)
     metrics["suite"] = {"success": validation["success"], "failed": len(validation["failures"])}
     return kept, rejected, metrics, validation
 
@@ -40,7 +42,7 @@ def gate(pairs: list[dict], params) -> tuple[list[dict], list[dict], dict, dict]
 def main(args) -> None:
     params = stage.params_of(args)
     pairs = read_records(args.pairs, PAIR)
-    kept, rejected, metrics, validation = gate(pairs, params)
+    kept, rejected, metrics, validation = gate(pairs, params, params.heldout.dominant_pairs if args.heldout else True)
     write_json(args.validation, validation)
     write_text(args.report, report_markdown(Path(args.pairs).parent.name, metrics, validation, rejected))
     if not validation["success"]:
@@ -60,4 +62,5 @@ if __name__ == "__main__":
     ap = stage.parser(__doc__)
     for flag in ("--pairs", "--kept", "--rejected", "--metrics", "--validation", "--report"):
         ap.add_argument(flag, required=True)
+    ap.add_argument("--heldout", action="store_true", help="the held-out block: heldout.dominant_pairs applies")
     stage.run(main, ap)

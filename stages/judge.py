@@ -169,8 +169,11 @@ def main(args) -> None:
     params = stage.params_of(args)
     answers = first_per_language(read_records(args.answers, ALPACA_ANSWER), params.eval.judge.limit)
     cost = stage.Cost()
-    comparisons = opponents(params.eval.alpaca.reference, args.previous, args.base)
-    judge = None  # nothing to judge (judge@<model> with eval.alpaca.reference "previous"): no judge is loaded
+    # eval.judge.enabled off (the CPU default), or nothing to judge (judge@<model> with eval.alpaca.reference
+    # "previous"): no judge is loaded, and the tables are empty
+    enabled = params.eval.judge.enabled
+    comparisons = opponents(params.eval.alpaca.reference, args.previous, args.base) if enabled else {}
+    judge = None
     if comparisons and params.eval.judge.kind == "openai":
         judge = OpenAIJudge.from_env()
     elif comparisons:

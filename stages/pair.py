@@ -1,6 +1,7 @@
 """Build the preference pairs (docs/method.md, step 5) from responses and their self-translations.
 
-Inputs: lidr.records.PROMPT_EN, RESPONSE, TRANSLATION. Output: lidr.records.PAIR (built as lidr/pairs.py describes).
+Inputs: lidr.records.PROMPT_EN, RESPONSE, TRANSLATION. Output: lidr.records.PAIR (built as lidr/pairs.py describes;
+with `--heldout` and heldout.dominant_pairs false, the x pairs only).
 
     python -m stages.pair --prompts data/general-m1/prompts_en.jsonl --responses data/general-m1/responses.jsonl \
         --translations data/general-m1/translations.jsonl --out data/general-m1/pairs.jsonl
@@ -18,7 +19,10 @@ def main(args) -> None:
     prompts = read_records(args.prompts, PROMPT_EN)
     responses = read_records(args.responses, RESPONSE)
     translations = read_records(args.translations, TRANSLATION)
-    pairs = build_pairs(prompts, responses, translations, params.languages.dominant, params.languages.others)
+    dominant_pairs = params.heldout.dominant_pairs if args.heldout else True
+    pairs = build_pairs(
+        prompts, responses, translations, params.languages.dominant, params.languages.others, dominant_pairs
+    )
     write_records(args.out, PAIR, pairs)
     if not pairs:
         print("no pairs: no prompt has a response in a non-dominant language")
@@ -35,4 +39,5 @@ if __name__ == "__main__":
     ap = stage.parser(__doc__)
     for flag in ("--prompts", "--responses", "--translations", "--out"):
         ap.add_argument(flag, required=True)
+    ap.add_argument("--heldout", action="store_true", help="the held-out block: heldout.dominant_pairs applies")
     stage.run(main, ap)

@@ -1,6 +1,7 @@
 """Collect every model's measures into one report: per language, per iteration, each with n and a 95% interval.
 
-Reads metrics/eval (MGSM, language fidelity), metrics/compare (each iteration paired with m0 on the same items),
+Reads metrics/eval (MGSM, language fidelity), metrics/likelihood (reference likelihood), metrics/compare (each
+iteration paired with m0 on the same items: fidelity, MGSM, the likelihood's gain and contrast),
 metrics/preference (held-out preference accuracy), metrics/judge (LLM-judge win rates and the judge's mass on
 its verdict tokens), metrics/head_to_head (each iteration against its starting model and m0),
 metrics/gate (pairs kept per language and type), metrics/train (the final training loss), dvclive (training
@@ -11,7 +12,9 @@ Writes
 - metrics/summary.json: the newest iteration's headline measures, averaged over the trained languages, under
   keys that are the same for every iteration (`dvc metrics show`, `dvc metrics diff` across per-iteration
   commits, `dvc exp show`): iteration, fidelity, fidelity_gain (paired difference with m0), heldout_x_acc,
-  mgsm, kept_x_pairs, train_loss; with more than one chain running, one such object per chain
+  ll_contrast (reference-likelihood contrast with the dominant language), mgsm (when measured), kept_x_pairs,
+  train_loss, and the decision rule's counts goal_a, goal_b, goal_c and goal (lidr.decision); with more than one
+  chain running, one such object per chain
   ({"general": {...}, "math": {...}});
 - metrics/headline/<model>/<lang>.json (and avg.json): the same measures, with heldout_en_acc and win_rate,
   per model and language: a compact second group (`dvc metrics show -R metrics/headline`);
@@ -24,7 +27,8 @@ Writes
 - metrics/report.md: every table, and one sentence on whether the effect is significant; metrics/cost.md.
 
     python -m stages.summarize --evals metrics/eval --compares metrics/compare --judges metrics/judge \
-        --head-to-heads metrics/head_to_head --preference metrics/preference --gates metrics/gate \
+        --head-to-heads metrics/head_to_head --preference metrics/preference --likelihoods metrics/likelihood \
+        --gates metrics/gate \
         --costs metrics/cost --trains metrics/train --live dvclive \
         --summary metrics/summary.json --headline metrics/headline --plots plots \
         --report metrics/report.md --cost-report metrics/cost.md
@@ -36,7 +40,7 @@ from pathlib import Path
 
 import polars as pl
 
-from lidr import plots, stage
+from lidr import decision, plots, stage
 from lidr.config import BASE_MODEL_KEY, chain_order, iteration_order
 from lidr.errors import DataError
 from lidr.io import atomic_path, write_json, write_text
@@ -71,22 +75,17 @@ def fmt_mean(m: dict | None) -> str:
     return f"{m['mean']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else f"{m['mean']:+.3f}"
 
 
-def verdict(newest: str, pref: dict, evals: dict, others: list[str]) -> str:
-    """One sentence on whether the goal is reached, with the counts behind it."""
-    x = pref.get(newest, {}).get("heldout", {}).get("x", {})
-    above = [
-        lang for lang in others if lang in x and x[lang]["accuracy"]["ci95"] and x[lang]["accuracy"]["ci95"][0] > 0.5
-    ]
-    fid = evals[newest].get("vs_m0", {}).get("fidelity", {})
-    better = [lang for lang in others if lang in fid and fid[lang]["ci95"] and fid[lang]["ci95"][0] > 0]
-    reached = len(above) == len(others) and len(better) >= min(3, len(others))
-    sentence = (
-        f"**{'Goal reached' if reached else 'Goal not reached'}.** {newest}'s held-out preference accuracy on "
-        f"x-prompt pairs is above 50% with the 95% interval excluding 50% in {len(above)} of {len(others)} trained "
-        f"languages ({', '.join(above) or 'none'}), and its language fidelity beats m0's with the interval of the "
-        f"paired difference excluding 0 in {len(better)} of {len(others)} ({', '.join(better) or 'none'})."
+def verdict(newest: str, pref: dict, evals: dict, others: list[str]) -> tuple[dict, str]:
+    """The pre-registered decision rule (lidr.decision) for the newest model of a chain, and its sentence."""
+    vs_m0 = evals[newest].get("vs_m0", {})
+    d = decision.decide(
+        others,
+        pref.get(newest, {}).get("heldout", {}).get("x", {}),
+        vs_m0.get("fidelity", {}),
+        evals[BASE_MODEL_KEY]["fidelity"],
+        vs_m0.get("likelihood", {}).get("contrast", {}),
     )
-    return sentence
+    return d, decision.sentence(newest, d, len(others))
 
 
 # dvclive's curves of each training run, drawn with one line per iteration
@@ -112,6 +111,7 @@ def headline(
     the trained languages (held-out accuracy pooled over their pairs). A measure the model lacks (m0 has no
     held-out accuracy, kept pairs or training loss) is left out, so every key reads the same in every file."""
     fid, vs_m0 = ev["fidelity"], ev.get("vs_m0", {}).get("fidelity", {})
+    contrast = ev.get("vs_m0", {}).get("likelihood", {}).get("contrast", {})
     heldout = (pref or {}).get("heldout", {})
     kept = (gate or {}).get("kept_by_type", {}).get("x", {})
     langs = dict.fromkeys([*(k for k in fid if k != "all"), *ev["mgsm"], *judge["alpaca"]])
@@ -122,6 +122,7 @@ def headline(
             "fidelity_gain": vs_m0.get(lang, {}).get("diff"),
             "heldout_x_acc": heldout.get("x", {}).get(lang, {}).get("accuracy", {}).get("share"),
             f"heldout_{dominant}_acc": heldout.get(dominant, {}).get(lang, {}).get("accuracy", {}).get("share"),
+            "ll_contrast": contrast.get(lang, {}).get("mean"),
             "mgsm": ev["mgsm"].get(lang, {}).get("accuracy"),
             "win_rate": judge["alpaca"].get(lang, {}).get("win_rate"),
             "kept_x_pairs": kept.get(lang, 0) if gate is not None and lang in trained else None,
@@ -134,6 +135,7 @@ def headline(
         "fidelity_gain": _mean(vs_m0.get(x, {}).get("diff") for x in trained) if vs_m0 else None,
         "heldout_x_acc": heldout.get("x", {}).get("all", {}).get("accuracy", {}).get("share"),
         f"heldout_{dominant}_acc": heldout.get(dominant, {}).get("all", {}).get("accuracy", {}).get("share"),
+        "ll_contrast": _mean(contrast.get(x, {}).get("mean") for x in trained) if contrast else None,
         "mgsm": ev["mgsm_avg"]["accuracy"],
         "win_rate": judge.get("alpaca_avg", {}).get("win_rate"),
         "kept_x_pairs": sum(kept.get(x, 0) for x in trained) if gate is not None else None,
@@ -200,7 +202,9 @@ def main(args) -> None:
     gates = {b: read(Path(args.gates) / f"{b}.json", f"filter {b}'s pairs") for b in [*iters, "heldout"]}
 
     trains = {m: read(Path(args.trains) / f"{m}.json", f"train {m}") for m in iters}
-    sentences = [verdict(n, pref, evals, others) for n in newest.values()]
+    verdicts = {chain: verdict(n, pref, evals, others) for chain, n in newest.items()}
+    sentences = [sentence for _, sentence in verdicts.values()]
+    likelihoods = {m: read(Path(args.likelihoods) / f"{m}.json", f"score {m} on the references") for m in models}
 
     # --- headline measures: per model and language, and averaged over the trained languages
     heads = {
@@ -209,7 +213,13 @@ def main(args) -> None:
 
     # one row that fits a 120-column `dvc metrics show`: the headline files hold the dominant pairs and win rate
     def chain_summary(chain: str) -> dict:
-        row = {"iteration": len(chains[chain]), **heads[newest[chain]]["avg"]}
+        d = verdicts[chain][0]
+        row = {
+            "iteration": len(chains[chain]),
+            **heads[newest[chain]]["avg"],
+            **{f"goal_{p}": d["count"][p] for p in d["count"]},
+            "goal": d["reached"],
+        }
         return {k: v for k, v in row.items() if k not in (f"heldout_{dominant}_acc", "win_rate")}
 
     if len(chains) == 1:
@@ -221,7 +231,7 @@ def main(args) -> None:
     def point(v: dict | None, value: str = "share") -> tuple | None:
         if not v or v.get(value) is None:
             return None
-        ci = v.get("ci95" if value == "share" else "accuracy_ci95")
+        ci = v.get("accuracy_ci95" if value == "accuracy" else "ci95")
         return (v[value], *ci) if ci else (v[value], None, None)
 
     measures = {
@@ -232,6 +242,12 @@ def main(args) -> None:
             m: {k: point(v["accuracy"]) for k, v in pref[m]["heldout"].get(dominant, {}).items()} for m in iters
         },
         "language_fidelity": {m: {k: point(v) for k, v in evals[m]["fidelity"].items()} for m in models},
+        "reference_likelihood": {
+            m: {k: point(v, "mean") for k, v in likelihoods[m]["likelihood"].items()} for m in models
+        },
+        "likelihood_contrast": {
+            m: {k: point(v, "mean") for k, v in evals[m]["vs_m0"]["likelihood"]["contrast"].items()} for m in iters
+        },
         "mgsm_accuracy": {m: {k: point(v, "accuracy") for k, v in evals[m]["mgsm"].items()} for m in models},
         "mgsm_off_target_rate": {
             m: {k: (v["off_target_rate"], None, None) for k, v in evals[m]["mgsm"].items()} for m in models
@@ -245,6 +261,12 @@ def main(args) -> None:
     pictures = {
         "heldout_x_pair_accuracy": ("Held-out preference accuracy, x-prompt pairs (95% CI)", "accuracy", 0.5),
         "language_fidelity": ("Language fidelity: answers in the asked language (95% CI)", "share of answers", None),
+        "reference_likelihood": ("Reference likelihood (95% CI)", "log-likelihood per token (nats)", None),
+        "likelihood_contrast": (
+            "Reference-likelihood contrast with English, against m0 (95% CI)",
+            "gain in x minus gain in en (nats/token)",
+            0.0,
+        ),
         "mgsm_accuracy": ("MGSM accuracy (95% CI)", "accuracy", None),
         "alpaca_win_rate": ("LLM-judge win rate against the reference (%)", "win rate (%)", 50.0),
     }
@@ -254,6 +276,8 @@ def main(args) -> None:
             long_table(models, values).write_csv(tmp / f"{name}.csv")
         for name, (title, ylabel, chance) in pictures.items():
             values = {m: {k: v for k, v in d.items() if k != "all"} for m, d in measures[name].items()}
+            if not any(values.values()):  # a measure that is off (eval.mgsm.enabled, eval.judge.enabled)
+                continue
             plots.across_iterations(tmp / f"{name}.png", title, models, values, ylabel, chance=chance)
         for name, rows in curves.items():
             pl.DataFrame(rows, schema={"model": pl.String, "step": pl.Int64, "value": pl.Float64}).write_csv(
@@ -278,7 +302,49 @@ def main(args) -> None:
         "given with its 95% interval and n; every comparison with m0 is paired on the same items (difference, 95% "
         "interval, exact McNemar p, items gained/lost).\n",
         "\n\n".join(sentences) + "\n",
-        "## Held-out preference accuracy\n",
+        "## The decision rule, per language\n",
+        'As pre-registered in docs/evaluation.md ("Pre-registered evaluation of the default run"), before the run '
+        "it judges: (a) in every trained language, (b) and (c) in at least 3 of 4. Changes made after it are "
+        "listed there.\n",
+    ]
+    for chain, (d, _) in verdicts.items():
+        n = newest[chain]
+        x_acc = pref[n]["heldout"].get("x", {})
+        fid = evals[n]["vs_m0"]["fidelity"]
+        con = evals[n]["vs_m0"]["likelihood"]["contrast"]
+
+        def mark(ok: bool) -> str:
+            return "yes" if ok else "no"
+
+        rows = [
+            [
+                x,
+                fmt_share((x_acc.get(x) or {}).get("accuracy")),
+                mark(d["parts"]["a"][x]),
+                fmt_paired(fid.get(x)),
+                mark(d["parts"]["b"][x]),
+                f"{fmt_mean(con.get(x))} (n={(con.get(x) or {}).get('n', 0)})",
+                mark(d["parts"]["c"][x]),
+            ]
+            for x in others
+        ]
+        report.append(
+            (f"{n} against m0:\n\n" if len(verdicts) > 1 else "")
+            + table(
+                [
+                    "language",
+                    "(a) held-out x-pair accuracy",
+                    "(a)",
+                    "(b) fidelity, paired with m0",
+                    "(b)",
+                    "(c) likelihood contrast x - en",
+                    "(c)",
+                ],
+                rows,
+            )
+        )
+    report += [
+        "\n## Held-out preference accuracy\n",
         f"![held-out preference accuracy on x-prompt pairs]({picture('heldout_x_pair_accuracy')})\n",
         "m0's LIDR pairs on the held-out block (prompts no iteration trains on), scored by each model's implicit "
         "reward against m0: the share of pairs whose chosen log-ratio exceeds the rejected one, and the mean "
@@ -313,29 +379,53 @@ def main(args) -> None:
             [[m, *(fmt_paired(evals[m]["vs_m0"]["fidelity"].get(k)) for k in [*langs_fid, "all"])] for m in iters],
         )
     )
-    mg_langs = list(evals[BASE_MODEL_KEY]["mgsm"])
-    report += ["\n## MGSM accuracy\n", f"![MGSM accuracy]({picture('mgsm_accuracy')})\n"]
-    report.append(
-        table(["model", *mg_langs], [[m, *(fmt_acc(evals[m]["mgsm"][k]) for k in mg_langs)] for m in models])
-    )
-    report.append("\nPaired against m0:\n")
-    report.append(
-        table(
-            ["model", *mg_langs, "all"],
-            [[m, *(fmt_paired(evals[m]["vs_m0"]["mgsm"].get(k)) for k in [*mg_langs, "all"])] for m in iters],
-        )
-    )
+    ll_langs = list(likelihoods[BASE_MODEL_KEY]["likelihood"])
     report += [
-        "\n## LLM judge (X-AlpacaEval-style win rate against the reference outputs)\n",
-        f"![LLM-judge win rate]({picture('alpaca_win_rate')})\n",
+        "\n## Reference likelihood\n",
+        "Mean log-likelihood per token (nats) of the first tokens of the reference answers given the instruction; "
+        "against m0 per item, the gain, and per language x the contrast: the gain in x minus the gain in "
+        f"{language_name(dominant)} on the same item.\n",
+        f"![reference-likelihood contrast]({picture('likelihood_contrast')})\n",
+        table(
+            ["model", *ll_langs],
+            [[m, *(fmt_mean(likelihoods[m]["likelihood"].get(k)) for k in ll_langs)] for m in models],
+        ),
+        "\nGain against m0, per item:\n",
+        table(
+            ["model", *ll_langs],
+            [[m, *(fmt_mean(evals[m]["vs_m0"]["likelihood"]["gain"].get(k)) for k in ll_langs)] for m in iters],
+        ),
+        f"\nContrast (gain in x minus gain in {dominant}), per item:\n",
+        table(
+            ["model", *others],
+            [[m, *(fmt_mean(evals[m]["vs_m0"]["likelihood"]["contrast"].get(k)) for k in others)] for m in iters],
+        ),
     ]
+    mg_langs = list(evals[BASE_MODEL_KEY]["mgsm"])
+    if mg_langs:
+        report += ["\n## MGSM accuracy\n", f"![MGSM accuracy]({picture('mgsm_accuracy')})\n"]
+        report.append(
+            table(["model", *mg_langs], [[m, *(fmt_acc(evals[m]["mgsm"][k]) for k in mg_langs)] for m in models])
+        )
+        report.append("\nPaired against m0:\n")
+        report.append(
+            table(
+                ["model", *mg_langs, "all"],
+                [[m, *(fmt_paired(evals[m]["vs_m0"]["mgsm"].get(k)) for k in [*mg_langs, "all"])] for m in iters],
+            )
+        )
     rows, masses = [], []
     for m in models:
         for lang, v in judges[m]["alpaca"].items():
             mass = v.get("verdict_mass")
             masses.append(mass or 0.0)
             rows.append([m, lang, v["win_rate"], v["n"], "-" if mass is None else f"{mass:.4f}"])
-    report.append(table(["model", "language", "win rate (%)", "n", "judge's mass on its verdict tokens"], rows))
+    if rows:
+        report += [
+            "\n## LLM judge (X-AlpacaEval-style win rate against the reference outputs)\n",
+            f"![LLM-judge win rate]({picture('alpaca_win_rate')})\n",
+        ]
+        report.append(table(["model", "language", "win rate (%)", "n", "judge's mass on its verdict tokens"], rows))
     judge_name = judges[models[-1]].get("judge", "")
     if masses and max(masses) < CHANCE_JUDGE_MASS:
         report.append(
@@ -343,6 +433,16 @@ def main(args) -> None:
             "it is at chance, and these win rates are noise around 50%, not a result. Use a capable judge "
             "(`eval.judge.kind: openai`) for a real win rate.\n"
         )
+    off = [
+        name
+        for name, on in (
+            ("MGSM (eval.mgsm.enabled)", bool(mg_langs)),
+            ("the LLM judge (eval.judge.enabled)", bool(rows)),
+        )
+        if not on
+    ]
+    if off:
+        report.append(f"\nNot measured in this run: {' and '.join(off)}; each is one params line away.\n")
     report += ["\n## Pairs kept by the gate\n", "Per block, pair type and the language the pair was built for.\n"]
     rows = []
     for b, g in gates.items():
@@ -389,6 +489,7 @@ if __name__ == "__main__":
         "--judges",
         "--head-to-heads",
         "--preference",
+        "--likelihoods",
         "--gates",
         "--costs",
         "--trains",

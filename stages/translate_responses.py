@@ -1,5 +1,5 @@
 """Self-translation of responses: every dominant-language response into every x, every x response into the
-dominant language.
+dominant language (with `--heldout` and heldout.dominant_pairs false, the first only).
 
 Input: lidr.records.RESPONSE. Output: lidr.records.TRANSLATION
 
@@ -21,7 +21,8 @@ from lidr.translate import translate, translation_decoding
 def main(args) -> None:
     params = stage.params_of(args)
     responses = read_records(args.responses, RESPONSE)
-    jobs = translation_jobs(responses, params.languages.dominant, params.languages.others)
+    dominant_pairs = params.heldout.dominant_pairs if args.heldout else True
+    jobs = translation_jobs(responses, params.languages.dominant, params.languages.others, dominant_pairs)
     backend = make_backend(args.model, params.generation, params.model, params.seed)
     g = params.generation
     decoding = translation_decoding(
@@ -39,4 +40,5 @@ if __name__ == "__main__":
     ap = stage.parser(__doc__)
     for flag in ("--model", "--responses", "--out", "--meta", "--cost"):
         ap.add_argument(flag, required=True)
+    ap.add_argument("--heldout", action="store_true", help="the held-out block: heldout.dominant_pairs applies")
     stage.run(main, ap)

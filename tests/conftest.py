@@ -120,8 +120,8 @@ def copy_project(dest: Path) -> Path:
         shutil.copy2(ROOT / name, dest / name)
     for name in ("lidr", "stages", "data", "tests", "configs", ".dvc"):
         shutil.copytree(ROOT / name, dest / name, ignore=ignore)
-    for p in (dest / "data").iterdir():  # only the built-in sources, no outputs of earlier runs
-        if p.name != "builtin":
+    for p in (dest / "data").iterdir():  # only the inputs (built-in sources, X-AlpacaEval), no outputs of earlier runs
+        if p.name not in ("builtin", "xalpacaeval"):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
     shutil.rmtree(dest / ".dvc" / "cache", ignore_errors=True)
     shutil.rmtree(dest / ".dvc" / "tmp", ignore_errors=True)

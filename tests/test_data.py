@@ -90,19 +90,56 @@ def test_tsv_with_wrong_columns_names_file_and_line(tmp_path):
         load_mgsm(str(tmp_path), "en")
 
 
-def test_builtin_xalpaca_instructions_are_parallel_and_the_judged_ones_have_references(params):
-    from lidr.data import load_alpaca, load_reference_outputs
+def test_xalpacaeval_items_are_parallel_and_every_one_has_a_reference(params):
+    from lidr.data import load_alpaca, load_reference_outputs, load_references, reference_for
 
-    a, judged = params.eval.alpaca, params.eval.judge.limit
+    a = params.eval.alpaca
     ids = None
-    for lang in a.languages:
+    for lang in ("en", *a.languages):
         rows = load_alpaca(str(ROOT / a.path), lang)
         refs = load_reference_outputs(str(ROOT / a.reference), lang)
-        assert len(rows) == 48 and all(r["lang"] == lang for r in rows)
-        assert judged and all(r["instruction"] in refs for r in rows[:judged])
+        by_id = load_references(str(ROOT / params.eval.likelihood.reference), lang)
+        assert len(rows) == 403 and all(r["lang"] == lang for r in rows)
+        assert all(r["instruction"] in refs for r in rows)  # the judge's join
+        assert all(reference_for(by_id, r["id"], "not an instruction") for r in rows)  # the likelihood's, by id
         assert ids is None or [r["id"] for r in rows] == ids  # the same instructions in every language
         ids = [r["id"] for r in rows]
-    assert len(load_alpaca(str(ROOT / a.path), "en", limit=1)) == 1
+
+
+def test_the_sampled_items_are_the_same_ids_in_every_language_and_a_smaller_limit_takes_a_subset(params):
+    from lidr.data import load_alpaca
+
+    a = params.eval.alpaca
+    picked = {lang: [r["id"] for r in load_alpaca(str(ROOT / a.path), lang, 200, params.seed)] for lang in a.languages}
+    first = picked[a.languages[0]]
+    assert len(first) == 200 and len(set(first)) == 200
+    assert all(ids == first for ids in picked.values())
+    every = [r["id"] for r in load_alpaca(str(ROOT / a.path), "en")]
+    assert first == [i for i in every if i in set(first)]  # in file order
+    assert first != every[:200]  # a seeded order, not the head of the file
+    smaller = [r["id"] for r in load_alpaca(str(ROOT / a.path), "ru", 100, params.seed)]
+    assert set(smaller) < set(first)
+    assert [r["id"] for r in load_alpaca(str(ROOT / a.path), "es", 200, params.seed + 1)] != first
+    assert [r["id"] for r in load_alpaca(str(ROOT / a.path), "de", 200, params.seed)] == first  # reproducible
+
+
+def test_a_limit_above_the_file_names_the_file(tmp_path):
+    from lidr.data import load_alpaca
+
+    (tmp_path / "es.json").write_text('[{"id": 1, "instruction": "Hola"}]', encoding="utf-8")
+    with pytest.raises(DataError, match=r"es\.json: 2 instructions asked for \(limit\), but the file has 1"):
+        load_alpaca(str(tmp_path / "{lang}.json"), "es", 2)
+
+
+def test_the_builtin_xalpaca_set_stays_parallel():
+    from lidr.data import load_alpaca
+
+    ids = None
+    for lang in ("en", "es", "de", "fr", "ru"):
+        rows = load_alpaca(str(ROOT / "data/builtin/xalpaca/{lang}.json"), lang)
+        assert len(rows) == 48
+        assert ids is None or [r["id"] for r in rows] == ids
+        ids = [r["id"] for r in rows]
 
 
 def test_builtin_parallel_prompts_cover_every_language_and_the_heldout_block_is_disjoint(params):
@@ -119,7 +156,7 @@ def test_builtin_parallel_prompts_cover_every_language_and_the_heldout_block_is_
     training = tuple(replace(s, path=str(ROOT / s.path)) for s in params.training_sources)
     heldout = tuple(replace(s, path=str(ROOT / s.path)) for s in params.heldout.sources)
     block = heldout_prompts(heldout, training, params.seed)
-    assert len(block) == 32 and heldout_prompts(heldout, training, params.seed) == block
+    assert len(block) == 200 and heldout_prompts(heldout, training, params.seed) == block
 
 
 def test_a_heldout_prompt_that_is_also_a_training_prompt_is_refused(tmp_path):

@@ -41,7 +41,7 @@ def test_one_iteration_at_a_time_then_metrics_diff(tmp_path):
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = ran(dvc(project, "repro"))
     stages = ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter", "train")
-    stages += ("eval", "judge", "compare", "head_to_head", "preference", "card")
+    stages += ("eval", "judge", "likelihood", "compare", "head_to_head", "preference", "card")
     assert {f"{s}@general-m2" for s in stages} | {"summarize"} == second
     after = json.loads((project / "metrics/summary.json").read_text())
     assert after["iteration"] == 2 and set(after) == set(before)

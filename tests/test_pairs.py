@@ -106,3 +106,22 @@ def test_translation_jobs():
         {"id": "a", "source_lang": "en", "target_lang": "de", "source_text": "E"},
         {"id": "a", "source_lang": "es", "target_lang": "en", "source_text": "S"},
     ]
+
+
+def test_without_dominant_pairs_only_the_x_pairs_are_built_and_no_x_answer_is_translated():
+    responses = [resp("a", "en", "An apple."), resp("a", "es", "Una fruta."), resp("a", "de", "Ein Apfel.")]
+    jobs = translation_jobs(responses, "en", ("es", "de"), dominant_pairs=False)
+    assert [(j["source_lang"], j["target_lang"]) for j in jobs] == [("en", "es"), ("en", "de")]
+    translations = [tr("a", "en", "es", "Una manzana."), tr("a", "en", "de", "Ein Apfel.")]  # no x -> en
+    pairs = build_pairs(PROMPTS, responses, translations, "en", ("es", "de"), dominant_pairs=False)
+    assert [(p["pair_type"], p["lang"]) for p in pairs] == [("x", "es"), ("x", "de")]
+    full = build_pairs(
+        PROMPTS,
+        responses,
+        [*translations, tr("a", "es", "en", "A fruit."), tr("a", "de", "en", "An apple.")],
+        "en",
+        ("es", "de"),
+    )
+    assert [p for p in full if p["pair_type"] == "x"] == pairs  # the x pairs are the same either way
+    with pytest.raises(JoinError, match="es->en translation"):
+        build_pairs(PROMPTS, responses, translations, "en", ("es", "de"))

@@ -115,7 +115,7 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
     heldout = {f"heldout_{s}" for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair")}
     heldout |= {"heldout_filter", "heldout_score_m0"}
     expected = (
-        {"prepare_model", "eval@m0", "judge@m0", "summarize"}
+        {"prepare_model", "eval@m0", "judge@m0", "likelihood@m0", "summarize"}
         | heldout
         | {
             f"{s}@{it}"
@@ -130,6 +130,7 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
                 "train",
                 "eval",
                 "judge",
+                "likelihood",
                 "compare",
                 "head_to_head",
                 "preference",
@@ -153,17 +154,31 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
         evals = json.loads((project / f"metrics/eval/{it}.json").read_text())
         compare = json.loads((project / f"metrics/compare/{it}.json").read_text())
         assert compare["vs_m0"]["fidelity"]["es"]["n"] == 2 and evals["fidelity"]["all"]["n"] == 4
+        ll = compare["vs_m0"]["likelihood"]
+        assert set(ll["gain"]) == {"en", "es"} and set(ll["contrast"]) == {"es"} and ll["contrast"]["es"]["n"] == 2
+        scores = (project / f"data/{it}/reference_likelihood.jsonl").read_text(encoding="utf-8").splitlines()
+        assert len(scores) == 4 and all(0 < json.loads(line)["n_tokens"] <= 8 for line in scores)
         h2h = json.loads((project / f"metrics/head_to_head/{it}.json").read_text())
         assert set(h2h["head_to_head"]) == {"previous", "m0"}
         pref = json.loads((project / f"metrics/preference/{it}.json").read_text())
         assert pref["heldout"] and all("all" in per_lang for per_lang in pref["heldout"].values())
     summary = json.loads((project / "metrics/summary.json").read_text())
     assert summary["iteration"] == 2
-    assert {"fidelity", "fidelity_gain", "heldout_x_acc", "mgsm", "kept_x_pairs", "train_loss"} <= set(summary)
+    assert {"fidelity", "fidelity_gain", "heldout_x_acc", "ll_contrast", "mgsm", "kept_x_pairs", "train_loss"} <= set(
+        summary
+    )
+    assert {"goal_a", "goal_b", "goal_c", "goal"} <= set(summary)
     assert all(isinstance(v, int | float) for v in summary.values())  # one flat row for `dvc metrics show`
     for model in ("m0", "general-m1", "general-m2"):
         assert {p.name for p in (project / "metrics/headline" / model).iterdir()} == {"en.json", "es.json", "avg.json"}
-    for name in ("alpaca_win_rate", "language_fidelity", "heldout_x_pair_accuracy", "mgsm_accuracy"):
+    for name in (
+        "alpaca_win_rate",
+        "language_fidelity",
+        "heldout_x_pair_accuracy",
+        "mgsm_accuracy",
+        "reference_likelihood",
+        "likelihood_contrast",
+    ):
         assert (project / f"plots/{name}.csv").exists(), name
         assert (project / f"plots/{name}.png").exists(), name
     assert (project / "plots/training_loss.csv").read_text().count("\ngeneral-m2,") >= 1
@@ -172,6 +187,7 @@ def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
     assert [list(rev["data"]) for rev in json.loads(shown).values()] == [["metrics/summary.json"]]
     report = (project / "metrics/report.md").read_text()
     assert "| m0 |" in report and "Held-out preference accuracy" in report and "Goal" in report
+    assert "## The decision rule, per language" in report and "## Reference likelihood" in report
     for name in (
         "data/general-m1/responses.meta.json",
         "data/general-m1/eval_answers.meta.json",

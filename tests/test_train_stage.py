@@ -118,3 +118,15 @@ def test_card_stage_adds_the_eval_metrics():
     assert "| en | 0.5 | 0.0 | 2 |" in out and "| average | 0.5 | 0.0 | |" in out and PENDING not in out
     with pytest.raises(DataError, match="pending-evaluation"):
         card_with_metrics(out, metrics, "metrics/eval/general-m1.json")
+
+
+def test_card_stage_without_mgsm_has_the_language_fidelity_only():
+    card = "# general-m1\n\n" + PENDING + "\n"
+    metrics = {
+        "mgsm": {},
+        "mgsm_avg": {"accuracy": None, "off_target_rate": None},
+        "fidelity": {"es": {"k": 150, "n": 200, "share": 0.75, "ci95": [0.69, 0.8]}},
+    }
+    out = card_with_metrics(card, metrics, "metrics/eval/general-m1.json")
+    assert "## Language fidelity" in out and "| es | 0.75 | [0.69, 0.8] | 200 |" in out
+    assert "MGSM" not in out and "None" not in out
