@@ -304,8 +304,8 @@ def main(args) -> None:
         "\n\n".join(sentences) + "\n",
         "## The decision rule, per language\n",
         'As pre-registered in docs/evaluation.md ("Pre-registered evaluation of the default run"), before the run '
-        "it judges: (a) in every trained language, (b) and (c) in at least 3 of 4. Changes made after it are "
-        "listed there.\n",
+        "it judges: (a) in every trained language, (b) and (c) in at least 3 of 4. What changed after it is "
+        'listed there, under "Changed after pre-registration".\n',
     ]
     for chain, (d, _) in verdicts.items():
         n = newest[chain]
