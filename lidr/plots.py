@@ -29,10 +29,12 @@ def across_iterations(
     values: Mapping[str, Mapping[str, Point]],
     ylabel: str,
     chance: float | None = None,
+    chance_label: str = "chance",
 ) -> None:
     """Draw `values[model][lang]` with the models on the x axis, one line per language; save as PNG to `path`.
 
-    A model or language without a value leaves a gap. `chance` draws a dashed horizontal line (e.g. 0.5).
+    A model or language without a value leaves a gap. `chance` draws a dashed horizontal line (e.g. 0.5), labelled
+    `chance_label`.
     The file has no time stamp or version in it: the same values give the same bytes.
     """
     import matplotlib
@@ -59,7 +61,7 @@ def across_iterations(
         errors = [lo, hi] if any(lo) or any(hi) else None
         ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=lang)
     if chance is not None:
-        ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
+        ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=chance_label)
     ax.set_xticks(range(len(models)), list(models))
     ax.set_xlabel("model (iteration)")
     ax.set_ylabel(ylabel)

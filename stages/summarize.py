@@ -259,16 +259,20 @@ def main(args) -> None:
     }
     measures = {name: by_chain(values, chains) for name, values in measures.items()}
     pictures = {
-        "heldout_x_pair_accuracy": ("Held-out preference accuracy, x-prompt pairs (95% CI)", "accuracy", 0.5),
+        "heldout_x_pair_accuracy": (
+            "Held-out preference accuracy, x-prompt pairs (95% CI)",
+            "accuracy",
+            (0.5, "chance"),
+        ),
         "language_fidelity": ("Language fidelity: answers in the asked language (95% CI)", "share of answers", None),
         "reference_likelihood": ("Reference likelihood (95% CI)", "log-likelihood per token (nats)", None),
         "likelihood_contrast": (
             "Reference-likelihood contrast with English, against m0 (95% CI)",
             "gain in x minus gain in en (nats/token)",
-            0.0,
+            (0.0, "no difference"),
         ),
         "mgsm_accuracy": ("MGSM accuracy (95% CI)", "accuracy", None),
-        "alpaca_win_rate": ("LLM-judge win rate against the reference (%)", "win rate (%)", 50.0),
+        "alpaca_win_rate": ("LLM-judge win rate against the reference (%)", "win rate (%)", (50.0, "chance")),
     }
     curves = {name: training_curve(Path(args.live), iters, name) for name in TRAINING_CURVES}
     with atomic_path(args.plots, directory=True) as tmp:
@@ -278,7 +282,8 @@ def main(args) -> None:
             values = {m: {k: v for k, v in d.items() if k != "all"} for m, d in measures[name].items()}
             if not any(values.values()):  # a measure that is off (eval.mgsm.enabled, eval.judge.enabled)
                 continue
-            plots.across_iterations(tmp / f"{name}.png", title, models, values, ylabel, chance=chance)
+            line, label = chance or (None, "")
+            plots.across_iterations(tmp / f"{name}.png", title, models, values, ylabel, line, label)
         for name, rows in curves.items():
             pl.DataFrame(rows, schema={"model": pl.String, "step": pl.Int64, "value": pl.Float64}).write_csv(
                 tmp / f"training_{name.replace('/', '_')}.csv"
