@@ -124,21 +124,22 @@ def main(args) -> None:
         seed=params.seed,
         loop_span=params.generation.loop_span,
     )
+    # the inputs are read (and their errors reported) before any model loads
+    mgsm_rows = [r for lang in m.languages for r in load_mgsm(m.path, lang, m.limit)] if m.enabled else []
+    a = params.eval.alpaca
+    rows = [r for lang in a.languages for r in load_alpaca(a.path, lang, a.limit, params.seed)]
     backend = make_backend(args.model, params.generation, params.model, params.seed)
     cost = stage.Cost()
     records, metrics = [], {"mgsm": {}, "mgsm_avg": {"accuracy": None, "off_target_rate": None}}
     if m.enabled:  # eval.mgsm.enabled: off, the answers file is empty and the tables are too
-        rows = [r for lang in m.languages for r in load_mgsm(m.path, lang, m.limit)]
-        requests = [Request.chat(task_messages(r["question"], "math", r["lang"])) for r in rows]
+        requests = [Request.chat(task_messages(r["question"], "math", r["lang"])) for r in mgsm_rows]
         completions = generate(backend, requests, decoding, model_dir=args.model, desc="evaluate mgsm", cost=cost)
         languages = tuple(dict.fromkeys((*params.languages.all, *m.languages)))
-        records = score(rows, completions, languages)
+        records = score(mgsm_rows, completions, languages)
         metrics = summarise(records)
     mgsm_cost = cost.as_metrics()
 
-    a = params.eval.alpaca
     cost = stage.Cost()
-    rows = [r for lang in a.languages for r in load_alpaca(a.path, lang, a.limit, params.seed)]
     requests = [Request.chat(task_messages(r["instruction"], "general", r["lang"])) for r in rows]
     answer_decoding = replace(decoding, max_new_tokens=a.max_new_tokens or decoding.max_new_tokens)
     completions = generate(

@@ -121,7 +121,7 @@ def share(k, n):
 def test_summarize_writes_summary_plots_and_report(tmp_path):
     from lidr.stats import mean_interval, paired_shares
 
-    names = ("eval", "compare", "judge", "head_to_head", "preference", "gate", "cost", "train")
+    names = ("eval", "compare", "judge", "head_to_head", "preference", "likelihood", "gate", "cost", "train")
     dirs = {name: tmp_path / name for name in names}
     for d in dirs.values():
         d.mkdir()
@@ -138,6 +138,14 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
             vs_m0 = {
                 "fidelity": {lang: up if lang in ("es", "de", "fr") else flat for lang in (*langs, "all")},
                 "mgsm": {lang: flat for lang in (*langs, "all")},
+                "likelihood": {
+                    "gain": {lang: mean_interval([0.01, 0.02]) for lang in langs},
+                    # above 0 in es and de only: (c) holds in 2 of 4
+                    "contrast": {
+                        lang: mean_interval([0.01, 0.02] if lang in ("es", "de") else [-0.01, 0.02])
+                        for lang in langs[1:]
+                    },
+                },
             }
             (dirs["compare"] / f"{model}.json").write_text(json.dumps({"vs_m0": vs_m0}))
             h2h = {"judge": "local:m0", "alpaca": {}, "head_to_head": {"m0": {"opponent": "m0", "per_lang": {}}}}
@@ -164,6 +172,8 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
                 f.parent.mkdir(parents=True, exist_ok=True)
                 f.write_text(f"step\t{column}\n0\t2.0\n1\t{1.0 + step}\n")
         (dirs["eval"] / f"{model}.json").write_text(json.dumps(ev))
+        ll = {lang: mean_interval([-2.0 + 0.01 * step, -2.1 + 0.01 * step]) for lang in langs}
+        (dirs["likelihood"] / f"{model}.json").write_text(json.dumps({"likelihood": ll}))
         alpaca = {lang: {"win_rate": 10.0 + step, "n": 3, "n_failed": 0, "verdict_mass": 0.01} for lang in langs}
         (dirs["judge"] / f"{model}.json").write_text(json.dumps({"judge": "local:m0", "alpaca": alpaca}))
     (dirs["gate"] / "heldout.json").write_text(json.dumps({"total": {"kept": 5, "rejected": 5}, "kept_by_type": {}}))
@@ -178,6 +188,7 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
         judges=str(dirs["judge"]),
         head_to_heads=str(dirs["head_to_head"]),
         preference=str(dirs["preference"]),
+        likelihoods=str(dirs["likelihood"]),
         gates=str(dirs["gate"]),
         costs=str(dirs["cost"]),
         trains=str(dirs["train"]),
@@ -196,15 +207,21 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
         "iteration": 2,
         "fidelity": 1.0,
         "fidelity_gain": 0.75,
+        "ll_contrast": 0.01,
         "mgsm": 0.0,
         "kept_x_pairs": 4,
         "train_loss": 1.0,
+        "goal_a": 3,
+        "goal_b": 3,
+        "goal_c": 2,
+        "goal": False,
     }
     es = json.loads((tmp_path / "headline" / "general-m2" / "es.json").read_text())
     assert es == {
         "fidelity": 1.0,
         "fidelity_gain": 1.0,
         "heldout_x_acc": 0.9,
+        "ll_contrast": 0.015,
         "mgsm": 0.0,
         "win_rate": 12.0,
         "kept_x_pairs": 3,
@@ -233,7 +250,12 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
         assert (tmp_path / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     report = (tmp_path / "report.md").read_text()
     assert "![language fidelity](plots/language_fidelity.png)" in report
-    assert "**Goal not reached.**" in report and "in 3 of 4 trained languages (es, de, fr)" in report
+    assert report.count("**Goal not reached**") == 1
+    assert "excluding 50%: 3 of 4 (es, de, fr; needed 4): fails" in report  # ru: 5 of 10
+    assert "interval excluding 0: 3 of 4 (es, de, fr; needed 3): holds" in report
+    assert "interval excluding 0: 2 of 4 (es, de; needed 3): fails" in report
+    assert "| ru | 0.50 [0.24, 0.76] (n=10) | no | +0.00 [-0.16, +0.16] p=1 (+0/-0) | no |" in report
+    assert "## Reference likelihood" in report
     assert "| general-m2 | x | de | 0.90 [0.60, 0.98] (n=10) | +1.500 [+0.520, +2.480] | 0.02 |" in report
     # all 10 gained: Agresti-Min d = 10/12, se = sqrt(11 - 100/12) / 12, upper end clipped to 1
     assert "| general-m2 | +0.00 [-0.16, +0.16] p=1 (+0/-0) | +1.00 [+0.57, +1.00] p=0.002 (+10/-0) |" in report
@@ -248,7 +270,7 @@ def test_judge_stage_on_a_tiny_model(tmp_path, tiny_model):
     from stages import judge
     from tests.conftest import ROOT
 
-    rows = [r for lang in ("en", "es") for r in load_alpaca(str(ROOT / "data/builtin/xalpaca/{lang}.json"), lang, 1)]
+    rows = [r for lang in ("en", "es") for r in load_alpaca(str(ROOT / "data/xalpacaeval/{lang}.json"), lang, 1)]
     for name, out in (("m0", "Short."), ("m1", "A longer answer.")):
         answers = [
             {
@@ -280,7 +302,7 @@ def test_judge_stage_on_a_tiny_model(tmp_path, tiny_model):
 
     recs, m, requests = run("judge")  # judge@m1: against the reference outputs only
     assert {r["comparison"] for r in recs} == {"reference"} and len(recs) == 2
-    assert {r["opponent"] for r in recs} == {"reference:lidr-handwritten"}
+    assert {r["opponent"] for r in recs} == {"reference:gpt-4-turbo-2024-04-09"}
     assert set(m["alpaca"]) == {"en", "es"} and 0.0 <= m["alpaca_avg"]["win_rate"] <= 100.0
     assert m["head_to_head"] == {} and requests == 4  # 2 items x 2 orders
 

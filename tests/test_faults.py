@@ -353,7 +353,7 @@ def test_a_tsv_with_the_wrong_number_of_columns_stops_eval_naming_file_and_line(
     mgsm.mkdir()
     (mgsm / "mgsm_en.tsv").write_text("Two plus two?\t4\nThree plus three?\t6\textra\n", encoding="utf-8")
     (mgsm / "mgsm_es.tsv").write_text("¿Dos más dos?\t4\n", encoding="utf-8")
-    params = write_params(tmp_path / "params.yaml", eval__mgsm__path=str(mgsm))
+    params = write_params(tmp_path / "params.yaml", eval__mgsm__path=str(mgsm), eval__mgsm__enabled=True)
     error = run_main(
         "eval",
         tmp_path,
