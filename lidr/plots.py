@@ -13,6 +13,21 @@ from pathlib import Path
 # a value, or (value, low, high) with its 95% interval
 Point = float | tuple[float, float, float] | None
 
+# One colour per language, the same in every picture and in `dvc plots show` (lidr/plot_templates.py): the
+# paper's languages first, on matplotlib's tab10 (its grey left for the chance line), then the rest.
+LANGUAGE_COLOURS = {
+    "en": "#1f77b4", "es": "#ff7f0e", "de": "#2ca02c", "fr": "#d62728", "ru": "#9467bd",
+    "zh": "#8c564b", "ja": "#e377c2", "th": "#bcbd22", "sw": "#17becf", "bn": "#393b79",
+    "te": "#637939", "ar": "#8c6d31", "cs": "#843c39", "hi": "#aec7e8", "id": "#ffbb78",
+    "it": "#98df8a", "ko": "#ff9896", "nl": "#c5b0d5", "pl": "#c49c94", "pt": "#f7b6d2",
+    "sv": "#dbdb8d", "tr": "#9edae5", "uk": "#7b4173", "vi": "#5254a3",
+}  # fmt: skip
+
+
+def colour(lang: str) -> str:
+    """The language's colour (black for a code without one)."""
+    return LANGUAGE_COLOURS.get(lang, "#000000")
+
 
 def _split(point: Point) -> tuple[float | None, float | None, float | None]:
     if point is None:
@@ -59,7 +74,7 @@ def across_iterations(
         if not xs:
             continue
         errors = [lo, hi] if any(lo) or any(hi) else None
-        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=lang)
+        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=lang, color=colour(lang))
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=chance_label)
     ax.set_xticks(range(len(models)), list(models))
