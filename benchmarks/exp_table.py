@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("names", nargs="+", help="experiment names (dvc exp run -n NAME)")
     ap.add_argument("--iteration", default="m1", help="whose kept pairs to count (default m1)")
     args = ap.parse_args()
-    summary_keys = ("fidelity", "fidelity_gain", "heldout_x_acc", "mgsm", "train_loss")
+    summary_keys = ("fidelity_gain", "heldout_x_acc", "ll_contrast", "mgsm", "goal_a", "goal_b", "goal_c")
     head = ["experiment", "changed params", f"{args.iteration} kept x pairs", "kept en pairs", "kept / all"]
     print("| " + " | ".join([*head, *summary_keys]) + " |")
     print("|" + "---|" * (len(head) + len(summary_keys)))

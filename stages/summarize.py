@@ -11,13 +11,13 @@ from run to run).
 Writes
 - metrics/summary.json: the newest iteration's headline measures, averaged over the trained languages, under
   keys that are the same for every iteration (`dvc metrics show`, `dvc metrics diff` across per-iteration
-  commits, `dvc exp show`): iteration, fidelity, fidelity_gain (paired difference with m0), heldout_x_acc,
-  ll_contrast (reference-likelihood contrast with the dominant language), mgsm (when measured), kept_x_pairs,
-  train_loss, and the decision rule's counts goal_a, goal_b, goal_c and goal (lidr.decision); with more than one
+  commits, `dvc exp show`): iteration, fidelity_gain (paired difference with m0), heldout_x_acc,
+  ll_contrast (reference-likelihood contrast with the dominant language), mgsm (when measured), and the
+  decision rule's counts goal_a, goal_b, goal_c and goal (lidr.decision); with more than one
   chain running, one such object per chain
   ({"general": {...}, "math": {...}});
-- metrics/headline/<model>/<lang>.json (and avg.json): the same measures, with heldout_en_acc and win_rate,
-  per model and language: a compact second group (`dvc metrics show -R metrics/headline`);
+- metrics/headline/<model>/<lang>.json (and avg.json): the same measures, with fidelity, kept_x_pairs,
+  heldout_en_acc and win_rate, per model and language: a compact second group (`dvc metrics show -R metrics/headline`);
 - plots/<measure>.csv: one row per model and language (iteration, model, lang, value, low, high), drawn by
   `dvc plots show` with the models on the x axis (with several chains, each line is "<chain>:<lang>" and starts
   at m0); plots/training_<curve>.csv: one row per iteration and step;
@@ -103,13 +103,13 @@ def headline(
     judge: dict,
     pref: dict | None,
     gate: dict | None,
-    train: dict | None,
     trained: list[str],
     dominant: str = "en",
 ) -> dict[str, dict]:
     """The headline measures of one model: {lang: {measure: value}} for every language measured, and "avg" over
     the trained languages (held-out accuracy pooled over their pairs). A measure the model lacks (m0 has no
-    held-out accuracy, kept pairs or training loss) is left out, so every key reads the same in every file."""
+    held-out accuracy or kept pairs) is left out, so every key reads the same in every file. The training loss
+    is in metrics/train and the report, not here: the files stay one readable row each at 120 columns."""
     fid, vs_m0 = ev["fidelity"], ev.get("vs_m0", {}).get("fidelity", {})
     contrast = ev.get("vs_m0", {}).get("likelihood", {}).get("contrast", {})
     heldout = (pref or {}).get("heldout", {})
@@ -139,7 +139,6 @@ def headline(
         "mgsm": ev["mgsm_avg"]["accuracy"],
         "win_rate": judge.get("alpaca_avg", {}).get("win_rate"),
         "kept_x_pairs": sum(kept.get(x, 0) for x in trained) if gate is not None else None,
-        "train_loss": train.get("final_loss") if train else None,
     }
     out["avg"] = {k: v for k, v in avg.items() if v is not None}
     return out
@@ -207,11 +206,10 @@ def main(args) -> None:
     likelihoods = {m: read(Path(args.likelihoods) / f"{m}.json", f"score {m} on the references") for m in models}
 
     # --- headline measures: per model and language, and averaged over the trained languages
-    heads = {
-        m: headline(m, evals[m], judges[m], pref.get(m), gates.get(m), trains.get(m), others, dominant) for m in models
-    }
+    heads = {m: headline(m, evals[m], judges[m], pref.get(m), gates.get(m), others, dominant) for m in models}
 
-    # one row that fits a 120-column `dvc metrics show`: the headline files hold the dominant pairs and win rate
+    # one row that fits a 120-column `dvc metrics show`: the rule's measures and counts (the headline files hold
+    # fidelity, kept pairs, the dominant pairs and the win rate; metrics/train the loss)
     def chain_summary(chain: str) -> dict:
         d = verdicts[chain][0]
         row = {
@@ -220,7 +218,8 @@ def main(args) -> None:
             **{f"goal_{p}": d["count"][p] for p in d["count"]},
             "goal": d["reached"],
         }
-        return {k: v for k, v in row.items() if k not in (f"heldout_{dominant}_acc", "win_rate")}
+        left_out = ("fidelity", "kept_x_pairs", f"heldout_{dominant}_acc", "win_rate")
+        return {k: v for k, v in row.items() if k not in left_out}
 
     if len(chains) == 1:
         summary = chain_summary(next(iter(chains)))

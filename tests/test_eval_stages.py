@@ -205,12 +205,9 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
     # held-out accuracy and no average win rate: those keys are left out)
     assert summary == {
         "iteration": 2,
-        "fidelity": 1.0,
         "fidelity_gain": 0.75,
         "ll_contrast": 0.01,
         "mgsm": 0.0,
-        "kept_x_pairs": 4,
-        "train_loss": 1.0,
         "goal_a": 3,
         "goal_b": 3,
         "goal_c": 2,
