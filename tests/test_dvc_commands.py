@@ -58,3 +58,29 @@ def test_the_experiment_table_shows_the_rule_and_the_stages_list_shows_every_sta
     assert all(key in table for key in ("goal_a", "goal_b", "goal_c"))
     stages = run("dvc stage list")
     assert "summarize" in stages and "train@general-m1" in stages and "Outputs" not in stages  # each has a desc
+
+
+ITERATIONS_DIFF = (
+    "dvc metrics diff $(git rev-parse --short ':/^Reference run, iteration 1 of 2') "
+    "$(git rev-parse --short ':/^Reference run, iteration 2 of 2')"
+)
+
+
+def shallow() -> bool:
+    proc = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=ROOT, capture_output=True, text=True)
+    return proc.returncode != 0 or proc.stdout.strip() != "false"
+
+
+@pytest.mark.skipif(shallow(), reason="needs the project's full git history")
+def test_the_history_shows_one_iteration_at_a_time():
+    assert ITERATIONS_DIFF in (ROOT / "docs" / "dvc.md").read_text()
+    env = {
+        **os.environ,
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}",
+    }
+    proc = subprocess.run(["bash", "-c", ITERATIONS_DIFF], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[1]: line.split()[2:4] for line in proc.stdout.splitlines()[1:]}
+    assert rows["iteration"] == ["1", "2"]  # general-m1, then general-m2
+    assert width(proc.stdout) <= WIDTH
