@@ -32,6 +32,15 @@ def _number(field: str) -> str:
     return f"datum['{field}'] === '' || datum['{field}'] == null ? null : toNumber(datum['{field}'])"
 
 
+# what every template shares: DVC's anchors for the data and the title, and the size
+FRAME = {
+    "$schema": SCHEMA,
+    "data": {"values": "<DVC_METRIC_DATA>"},
+    "title": "<DVC_METRIC_TITLE>",
+    "width": 360,
+    "height": 220,
+}
+
 # the colour comes from the data (the "colour" field), so the legend lists only the languages present
 LANGUAGE = {
     "field": "lang",
@@ -47,11 +56,7 @@ def iterations_template() -> dict:
     colours = json.dumps(LANGUAGE_COLOURS, sort_keys=True)
     y_title = "<DVC_METRIC_Y_LABEL>"
     return {
-        "$schema": SCHEMA,
-        "data": {"values": "<DVC_METRIC_DATA>"},
-        "title": "<DVC_METRIC_TITLE>",
-        "width": 360,
-        "height": 220,
+        **FRAME,
         "transform": [
             {"filter": "datum.lang !== 'all'"},  # the pooled value is in metrics/report.md, not a language
             {"calculate": f"{colours}[datum.lang] || '#000000'", "as": "colour"},
@@ -94,11 +99,7 @@ def iterations_template() -> dict:
 def curves_template() -> dict:
     """Training curves: the optimizer step on the x axis, one line per iteration."""
     return {
-        "$schema": SCHEMA,
-        "data": {"values": "<DVC_METRIC_DATA>"},
-        "title": "<DVC_METRIC_TITLE>",
-        "width": 360,
-        "height": 220,
+        **FRAME,
         "mark": {"type": "line", "point": True, "tooltip": True},
         "encoding": {
             "x": {"field": "<DVC_METRIC_X>", "type": "quantitative", "title": "optimizer step"},
