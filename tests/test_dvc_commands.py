@@ -20,7 +20,7 @@ WIDTH = 120
 DOCUMENTED = (
     "dvc metrics show",
     "dvc metrics show -R metrics/headline",
-    "dvc exp show --only-changed --drop 'Created|.*/' --keep goal_",
+    "dvc exp show --only-changed --drop 'Created|State|Executor|.*/' --keep goal_",
     "dvc stage list",
 )
 
@@ -54,7 +54,7 @@ def test_a_documented_command_fits_120_columns(command):
 
 @pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the project's git checkout")
 def test_the_experiment_table_shows_the_rule_and_the_stages_list_shows_every_stage():
-    table = run("dvc exp show --only-changed --drop 'Created|.*/' --keep goal_")
+    table = run("dvc exp show --only-changed --drop 'Created|State|Executor|.*/' --keep goal_")
     assert all(key in table for key in ("goal_a", "goal_b", "goal_c"))
     stages = run("dvc stage list")
     assert "summarize" in stages and "train@general-m1" in stages and "Outputs" not in stages  # each has a desc
