@@ -99,7 +99,8 @@ def test_stage_writes_card_metrics_and_curves_that_dvc_plots_shows(tiny_model, t
     shown = json.loads(run(project, "-m", "dvc", "plots", "show", "--json"))
     loss = shown["data"]["Training loss (DPO + NLL)"][0]
     assert {d["model"] for d in loss["content"]["data"]["values"]} == {"general-m1", "general-m2"}
-    errors = [e for e in shown.get("errors", []) if "training_" in json.dumps(e)]
+    # the training curves' data plots (the report's PNG, an image plot that summarize draws, is not written here)
+    errors = [e for e in shown.get("errors", []) if "training_" in json.dumps(e) and ".png" not in e.get("source", "")]
     assert not errors, errors
 
 
