@@ -29,6 +29,7 @@ from lidr.languages import UnknownLanguageError, language_name
 EMBEDDED_MODEL = "embedded"
 BASE_MODEL_KEY = "m0"
 CHAIN_NAME = re.compile(r"[a-z][a-z0-9_]*")
+HELDOUT_CHAIN = "heldout"  # the chain that is the held-out block: its pairs measure every model, none trains on it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,10 +120,18 @@ class PromptSource:
 
 @dataclass(frozen=True)
 class ChainParams:
-    """One chain's prompts: each chain trains its own models from m0 (the authors ran two: general, math)."""
+    """One chain's prompts: each chain trains its own models from m0 (the authors ran two: general, math).
+
+    The chain named `heldout` (HELDOUT_CHAIN) is the held-out block: m0's LIDR pairs on its prompts (all of each
+    source's first n, in seeded order) measure every model, and no iteration trains on it.
+    """
 
     sources: tuple[PromptSource, ...]
     parallel: str | None  # JSONL of {"id", "lang", "text"}: prompts already translated; null: self-translate
+    # also build the dominant-language pairs (every x answer translated into the dominant language); false: the
+    # x pairs only, at half the translations (the held-out measure in the decision rule uses x pairs only).
+    # No default: dvc.yaml's pair-making stages list chains.<chain>.dominant_pairs among their params.
+    dominant_pairs: bool
 
     def check(self, key: str) -> None:
         name = key.rsplit(".", 1)[-1]
@@ -133,17 +142,6 @@ class ChainParams:
             )
         if not self.sources:
             raise ParamsError(f"{key}.sources: expected at least one prompt source")
-
-
-@dataclass(frozen=True)
-class HeldoutParams:
-    """A fixed block of prompts that no iteration trains on: m0's LIDR pairs on it measure each model."""
-
-    sources: tuple[PromptSource, ...]  # all of each source's first n prompts (seeded order)
-    parallel: str | None  # JSONL of {"id", "lang", "text"}: the block's prompts already translated; null: none
-    # also build the dominant-language pairs (every x answer translated into the dominant language); false: the
-    # x pairs only, at half the translations (the held-out measure in the decision rule uses x pairs only)
-    dominant_pairs: bool = False
 
 
 @dataclass(frozen=True)
@@ -406,7 +404,6 @@ class Params:
     nll_weight: float = at_least(0)
     chains: dict[str, ChainParams]
     iterations: dict[str, Iteration]
-    heldout: HeldoutParams
     eval: EvalParams
     model: ModelParams = field(default_factory=ModelParams)
     languages: LanguageParams = field(default_factory=LanguageParams)
@@ -423,14 +420,30 @@ class Params:
         """The prompts of the chain that iteration `key` belongs to."""
         return self.chains[self.iteration(key).chain]
 
+    def chain_named(self, name: str) -> ChainParams:
+        """chains.<name>, with an error that names the chains there are."""
+        if name not in self.chains:
+            raise ParamsError(f"chains: no chain {name!r}; params.yaml defines {sorted(self.chains)}")
+        return self.chains[name]
+
+    @property
+    def heldout(self) -> ChainParams:
+        """The held-out block (chains.heldout)."""
+        return self.chains[HELDOUT_CHAIN]
+
     @property
     def training_sources(self) -> tuple[PromptSource, ...]:
-        """Every chain's prompt sources (the held-out block must share nothing with any of them)."""
-        return tuple(src for c in self.chains.values() for src in c.sources)
+        """Every training chain's prompt sources (the held-out block must share nothing with any of them)."""
+        return tuple(src for name, c in self.chains.items() if name != HELDOUT_CHAIN for src in c.sources)
 
     def check(self, key: str = "") -> None:
-        if not self.chains:
-            raise ParamsError("chains: expected at least one chain, e.g. general: {sources: [...], parallel: null}")
+        if HELDOUT_CHAIN not in self.chains:
+            raise ParamsError(
+                f"chains.{HELDOUT_CHAIN}: missing; the held-out block's prompts, which no iteration trains on, e.g. "
+                f"{HELDOUT_CHAIN}: {{sources: [...], parallel: null, dominant_pairs: false}}"
+            )
+        if len(self.chains) == 1:
+            raise ParamsError("chains: expected a chain to train on, e.g. general: {sources: [...], parallel: null}")
         self._check_iterations()
         self._check_evaluated()
         ll = self.eval.likelihood
@@ -476,6 +489,10 @@ class Params:
             )
         rounds: dict[tuple[str, int], str] = {}
         for key, it in its.items():
+            if it.chain == HELDOUT_CHAIN:
+                raise ParamsError(
+                    f"iterations.{key}.chain: {HELDOUT_CHAIN!r} is the held-out block, which no iteration trains on"
+                )
             if it.chain not in self.chains:
                 raise ParamsError(
                     f"iterations.{key}.chain: no chain {it.chain!r}; expected one of {sorted(self.chains)} "
@@ -640,6 +657,11 @@ def _check_model(p: Params, root: Path) -> None:
 def parse_params(data: Any, *, root: Path = Path("."), source: str = "params.yaml") -> Params:
     if not isinstance(data, dict):
         raise ParamsError(f"{source}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    if "heldout" in data:
+        raise ParamsError(
+            f"{source}: the top-level key heldout is now chains.{HELDOUT_CHAIN} (the held-out block is the chain "
+            "that no iteration trains on): move it under chains, with the same sources, parallel and dominant_pairs"
+        )
     try:
         p = _build(Params, data)
         _check_model(p, root)

@@ -35,6 +35,11 @@ def params_of(args: argparse.Namespace):
     return load_params(args.params)
 
 
+def add_chain(ap: argparse.ArgumentParser) -> None:
+    """`--chain`: which chain's block of pairs a pair-making stage makes (`heldout`: the held-out block)."""
+    ap.add_argument("--chain", required=True, help="a key of chains in params.yaml (heldout: the held-out block)")
+
+
 def write_meta(path: str, backend: str, model_dir: str, **settings) -> None:
     from lidr.io import write_json
 

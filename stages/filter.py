@@ -12,9 +12,10 @@ Input: lidr.records.PAIR. Outputs:
 When the suite fails, the stage writes the validation and the report (both marked failed), removes any
 stale kept pairs and metrics, and exits 2 naming the failed expectation, the language and the numbers.
 
-    python -m stages.filter --pairs data/general-m1/pairs.jsonl --kept data/general-m1/pairs_kept.jsonl \
-        --rejected data/general-m1/pairs_rejected.jsonl --metrics metrics/gate/general-m1.json \
-        --validation metrics/gate/general-m1.validation.json --report metrics/gate/general-m1.md
+    python -m stages.filter --chain general --pairs data/general-m1/pairs.jsonl \
+        --kept data/general-m1/pairs_kept.jsonl --rejected data/general-m1/pairs_rejected.jsonl \
+        --metrics metrics/gate/general-m1.json --validation metrics/gate/general-m1.validation.json \
+        --report metrics/gate/general-m1.md
 """
 
 from pathlib import Path
@@ -42,7 +43,7 @@ def gate(pairs: list[dict], params, dominant_pairs: bool = True) -> tuple[list[d
 def main(args) -> None:
     params = stage.params_of(args)
     pairs = read_records(args.pairs, PAIR)
-    kept, rejected, metrics, validation = gate(pairs, params, params.heldout.dominant_pairs if args.heldout else True)
+    kept, rejected, metrics, validation = gate(pairs, params, params.chain_named(args.chain).dominant_pairs)
     write_json(args.validation, validation)
     write_text(args.report, report_markdown(Path(args.pairs).parent.name, metrics, validation, rejected))
     if not validation["success"]:
@@ -62,5 +63,5 @@ if __name__ == "__main__":
     ap = stage.parser(__doc__)
     for flag in ("--pairs", "--kept", "--rejected", "--metrics", "--validation", "--report"):
         ap.add_argument(flag, required=True)
-    ap.add_argument("--heldout", action="store_true", help="the held-out block: heldout.dominant_pairs applies")
+    stage.add_chain(ap)
     stage.run(main, ap)

@@ -1,10 +1,11 @@
 """Build the preference pairs (docs/method.md, step 5) from responses and their self-translations.
 
 Inputs: lidr.records.PROMPT_EN, RESPONSE, TRANSLATION. Output: lidr.records.PAIR (built as lidr/pairs.py describes;
-with `--heldout` and heldout.dominant_pairs false, the x pairs only).
+with the chain's dominant_pairs false, as for the held-out block, the x pairs only).
 
-    python -m stages.pair --prompts data/general-m1/prompts_en.jsonl --responses data/general-m1/responses.jsonl \
-        --translations data/general-m1/translations.jsonl --out data/general-m1/pairs.jsonl
+    python -m stages.pair --chain general --prompts data/general-m1/prompts_en.jsonl \
+        --responses data/general-m1/responses.jsonl --translations data/general-m1/translations.jsonl \
+        --out data/general-m1/pairs.jsonl
 """
 
 import polars as pl
@@ -19,7 +20,7 @@ def main(args) -> None:
     prompts = read_records(args.prompts, PROMPT_EN)
     responses = read_records(args.responses, RESPONSE)
     translations = read_records(args.translations, TRANSLATION)
-    dominant_pairs = params.heldout.dominant_pairs if args.heldout else True
+    dominant_pairs = params.chain_named(args.chain).dominant_pairs
     pairs = build_pairs(
         prompts, responses, translations, params.languages.dominant, params.languages.others, dominant_pairs
     )
@@ -39,5 +40,5 @@ if __name__ == "__main__":
     ap = stage.parser(__doc__)
     for flag in ("--prompts", "--responses", "--translations", "--out"):
         ap.add_argument(flag, required=True)
-    ap.add_argument("--heldout", action="store_true", help="the held-out block: heldout.dominant_pairs applies")
+    stage.add_chain(ap)
     stage.run(main, ap)

@@ -2,13 +2,13 @@
 
 The sampled prompts are English (records.SOURCE_LANG): the English prompt is the source text itself, and
 every other language's, the dominant one's included when it is not English, comes from the parallel
-source (the iteration's chain's `chains.<chain>.parallel`, or with `--heldout` the held-out block's
-`heldout.parallel`) or is translated from the English text. A prompt whose dominant-language version failed
-to translate is not answered in any language (`ok` false): none of its pairs could be built.
+source (`chains.<chain>.parallel` of the block's chain, the held-out block's included) or is translated
+from the English text. A prompt whose dominant-language version failed to translate is not answered in any
+language (`ok` false): none of its pairs could be built.
 
 Input: lidr.records.PROMPT_EN. Output: lidr.records.PROMPT
 
-    python -m stages.translate_prompts --iteration general-m1 --model models/m0 \
+    python -m stages.translate_prompts --chain general --model models/m0 \
         --prompts data/general-m1/prompts_en.jsonl --out data/general-m1/prompts.jsonl \
         --meta data/general-m1/prompts.meta.json --cost metrics/cost/general-m1/translate_prompts.json
 """
@@ -26,7 +26,7 @@ def main(args) -> None:
     params = stage.params_of(args)
     langs = params.languages
     prompts = read_records(args.prompts, PROMPT_EN)
-    parallel = params.heldout.parallel if args.heldout else params.chain(args.iteration).parallel
+    parallel = params.chain_named(args.chain).parallel
     given = load_parallel(parallel) if parallel else {}
     out = {
         (p["id"], SOURCE_LANG): {
@@ -99,7 +99,5 @@ if __name__ == "__main__":
     ap = stage.parser(__doc__)
     for flag in ("--model", "--prompts", "--out", "--meta", "--cost"):
         ap.add_argument(flag, required=True)
-    which = ap.add_mutually_exclusive_group(required=True)
-    which.add_argument("--iteration", help="the iteration: given translations from its chain's parallel source")
-    which.add_argument("--heldout", action="store_true", help="given translations from heldout.parallel")
+    stage.add_chain(ap)
     stage.run(main, ap)

@@ -1,11 +1,11 @@
 """Self-translation of responses: every dominant-language response into every x, every x response into the
-dominant language (with `--heldout` and heldout.dominant_pairs false, the first only).
+dominant language (with the chain's dominant_pairs false, as for the held-out block, the first only).
 
 Input: lidr.records.RESPONSE. Output: lidr.records.TRANSLATION
 
-    python -m stages.translate_responses --model models/m0 --responses data/general-m1/responses.jsonl \
-        --out data/general-m1/translations.jsonl --meta data/general-m1/translations.meta.json \
-        --cost metrics/cost/general-m1/translate_responses.json
+    python -m stages.translate_responses --chain general --model models/m0 \
+        --responses data/general-m1/responses.jsonl --out data/general-m1/translations.jsonl \
+        --meta data/general-m1/translations.meta.json --cost metrics/cost/general-m1/translate_responses.json
 """
 
 import polars as pl
@@ -21,7 +21,7 @@ from lidr.translate import translate, translation_decoding
 def main(args) -> None:
     params = stage.params_of(args)
     responses = read_records(args.responses, RESPONSE)
-    dominant_pairs = params.heldout.dominant_pairs if args.heldout else True
+    dominant_pairs = params.chain_named(args.chain).dominant_pairs
     jobs = translation_jobs(responses, params.languages.dominant, params.languages.others, dominant_pairs)
     backend = make_backend(args.model, params.generation, params.model, params.seed)
     g = params.generation
@@ -40,5 +40,5 @@ if __name__ == "__main__":
     ap = stage.parser(__doc__)
     for flag in ("--model", "--responses", "--out", "--meta", "--cost"):
         ap.add_argument(flag, required=True)
-    ap.add_argument("--heldout", action="store_true", help="the held-out block: heldout.dominant_pairs applies")
+    stage.add_chain(ap)
     stage.run(main, ap)

@@ -29,7 +29,20 @@ def test_default_params_are_valid():
     assert p.languages.all == ("en", "es", "de", "fr", "ru")
     assert iteration_order(p) == ["general-m1", "general-m2"]
     assert p.iterations["general-m2"].start == "general-m1"
-    assert set(p.chains) == {"general", "math"} and p.chain("general-m1") is p.chains["general"]
+    assert set(p.chains) == {"general", "math", "heldout"} and p.chain("general-m1") is p.chains["general"]
+    assert p.heldout is p.chains["heldout"] and not p.heldout.dominant_pairs and p.chains["general"].dominant_pairs
+    assert p.heldout.sources[0].path not in {s.path for s in p.training_sources}
+
+
+def test_the_heldout_block_is_a_chain_that_no_iteration_trains_on():
+    with pytest.raises(ParamsError, match=r"iterations.heldout-m1.chain: 'heldout' is the held-out block"):
+        parse(iterations={"heldout-m1": {"chain": "heldout", "start": "m0", "round": 0}})
+    with pytest.raises(ParamsError, match=r"chains.heldout: missing"):
+        parse(chains__heldout=KeyError)
+    with pytest.raises(ParamsError, match=r"the top-level key heldout is now chains.heldout"):
+        parse(heldout={"sources": []})
+    with pytest.raises(ParamsError, match=r"missing key chains.general.dominant_pairs"):
+        parse(chains__general__dominant_pairs=KeyError)
 
 
 def test_iterations_go_chain_by_chain():

@@ -51,8 +51,11 @@ def _lock_params_disagreeing(lock: dict, params: dict) -> list[str]:
     return bad
 
 
-def foreach_values(foreach: str):
-    """What a `foreach: ${a.b}` of dvc.yaml iterates over in params.yaml (a dict's keys or a list's items)."""
+def foreach_values(foreach):
+    """What a `foreach` of dvc.yaml iterates over: `${a.b}` in params.yaml, or a literal dict or list (a dict's keys
+    or a list's items)."""
+    if not isinstance(foreach, str):
+        return foreach
     node = PARAMS
     for part in re.fullmatch(r"\$\{([\w.]+)\}", foreach).group(1).split("."):
         node = node[part]
@@ -109,3 +112,21 @@ def test_both_chains_expand_into_their_own_stages_and_either_runs_alone(tmp_path
     upstream = set(re.findall(r"[\w@-]+", dvc(tmp_path, "dag", "--md", "card@math-m2")))
     assert {"train@math-m1", "train@math-m2", "eval@math-m2", "prepare_model"} <= upstream
     assert not any("general" in n for n in upstream), sorted(n for n in upstream if "general" in n)
+
+
+PAIR_MAKING = ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter")
+
+
+def test_the_pair_making_block_is_defined_once():
+    """Each pair-making stage has one definition: the held-out block's stage is the iterations' stage (a YAML
+    alias), run for the one block of chains.heldout, from m0, which no iteration trains on."""
+    raw = (ROOT / "dvc.yaml").read_text()
+    for name in PAIR_MAKING:
+        assert DVC["stages"][f"heldout_{name}"]["do"] is DVC["stages"][name]["do"], name
+        assert DVC["stages"][name]["foreach"] == "${iterations}", name
+        assert raw.count(f"python -m stages.{name} ") == 1, name
+        assert foreach_values(DVC["stages"][f"heldout_{name}"]["foreach"]) == {
+            "heldout": {"chain": "heldout", "start": "m0", "round": 0}
+        }
+    assert "heldout" in PARAMS["chains"]
+    assert all(it["chain"] != "heldout" for it in PARAMS["iterations"].values())

@@ -393,7 +393,7 @@ def run_stage(tmp_path, pairs: list[dict], filter_section: str | None = None):
     ap = stage.parser(filter_stage.__doc__)
     for flag in ("--pairs", "--kept", "--rejected", "--metrics", "--validation", "--report"):
         ap.add_argument(flag, required=True)
-    ap.add_argument("--heldout", action="store_true")
+    ap.add_argument("--chain", default="general")
     out = {
         k: tmp_path / v
         for k, v in [

@@ -112,8 +112,8 @@ def ran(log: str) -> set[str]:
 
 def test_repro_runs_every_stage_and_writes_the_schemas(tiny_project):
     project, log = tiny_project.path, tiny_project.log
-    heldout = {f"heldout_{s}" for s in ("sample", "translate_prompts", "generate", "translate_responses", "pair")}
-    heldout |= {"heldout_filter", "heldout_score_m0"}
+    heldout = {f"heldout_{s}@heldout" for s in ("sample", "translate_prompts", "generate", "translate_responses")}
+    heldout |= {"heldout_pair@heldout", "heldout_filter@heldout", "heldout_score_m0"}
     expected = (
         {"prepare_model", "eval@m0", "judge@m0", "likelihood@m0", "summarize"}
         | heldout

@@ -31,6 +31,7 @@ def test_the_8b_recipe_has_the_authors_settings():
     assert {c: [(s.kind, s.n) for s in chain.sources] for c, chain in p.chains.items()} == {
         "general": [("general", 1000)],
         "math": [("math", 1000)],
+        "heldout": [("general", 32)],
     }
     assert chain_order(p) == {"general": ["general-m1", "general-m2"], "math": ["math-m1", "math-m2"]}
     assert {"ja", "sw", "th", "zh", "bn"} <= set(e.mgsm.languages) and e.mgsm.path == "juletxara/mgsm"
