@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lidr.config import chain_order, load_params
+from lidr.config import HELDOUT_CHAIN, chain_order, load_params
 from lidr.errors import LidrError, ParamsError
 
 
@@ -36,9 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     iters = "; ".join(
         f"chain {c}: " + ", ".join(f"{k} (from {p.iterations[k].start})" for k in ks) for c, ks in runs.items()
     )
-    idle = [c for c in p.chains if c not in runs]
+    idle = [c for c in p.chains if c not in runs and c != HELDOUT_CHAIN]
     if idle:
         iters += f"; chains without iterations (not run): {', '.join(idle)}"
+    iters += f"; held-out block: {sum(s.n for s in p.heldout.sources)} prompts ({HELDOUT_CHAIN})"
     others = ", ".join(p.languages.others)
     print(
         f"{args.params}: ok. model {p.model.base}; languages {p.languages.dominant} + {others};"

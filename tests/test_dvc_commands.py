@@ -22,6 +22,7 @@ DOCUMENTED = (
     "dvc metrics show -R metrics/headline",
     "dvc exp show --only-changed --drop 'Created|State|Executor|.*/' --keep goal_",
     "dvc stage list",
+    "dvc dag --md",
 )
 
 
