@@ -10,8 +10,9 @@ import yaml
 
 from lidr.errors import JoinError
 from lidr.io import write_jsonl
+from lidr.judge.winrate import summarise, win_rates
 from stages import summarize
-from stages.judge import first_per_language, join_answers, join_reference, opponents, summarise, win_rates
+from stages.judge import first_per_language, join_answers, join_reference, opponents
 
 
 def test_opponents_judge_a_shared_source_once():
