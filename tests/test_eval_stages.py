@@ -354,7 +354,7 @@ def test_language_fidelity_counts_answers_in_the_asked_language():
 
 
 def test_with_several_chains_each_plot_line_is_one_chain_from_m0():
-    from stages.summarize import by_chain
+    from lidr.report import by_chain
 
     values = {"m0": {"es": 0.5}, "general-m1": {"es": 0.6}, "math-m1": {"es": 0.7}}
     one = {"general": ["general-m1"]}
