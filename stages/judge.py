@@ -14,7 +14,7 @@ Input: lidr.records.ALPACA_ANSWER (stages.eval). Output: lidr.records.JUDGEMENT
 Metrics: {"judge", "prompt", "reference", "alpaca": {lang: TABLE}, "alpaca_avg": {"win_rate"},
           "head_to_head": {"previous"|"m0": {"opponent", "per_lang": {lang: TABLE}}}}
   (alpaca and alpaca_avg empty where there is no reference comparison, head_to_head empty without --previous)
-TABLE, per language, as alpaca_eval describes a head-to-head (lidr.judge.head_to_head):
+TABLE, per language (lidr.judge.winrate.win_rates), as alpaca_eval describes a head-to-head (head_to_head):
   win_rate        100 x the mean preference over the instructions with one
   standard_error  100 x its standard error (sample standard deviation / sqrt(n_total)); null below 2
   discrete_win_rate, n_wins (preference > 0.5), n_wins_base (< 0.5), n_draws (exactly 0.5; identical outputs
@@ -37,7 +37,6 @@ the first instructions of each language (those with reference outputs, in the bu
         --metrics metrics/head_to_head/general-m2.json --cost metrics/cost/general-m2/head_to_head.json
 """
 
-import math
 from pathlib import Path
 
 from lidr import stage
@@ -45,7 +44,9 @@ from lidr.backends import make_backend
 from lidr.data import load_reference_outputs
 from lidr.errors import JoinError
 from lidr.io import write_json
-from lidr.judge import LocalJudge, OpenAIJudge, head_to_head, judge_pairs
+from lidr.judge.clients import LocalJudge, OpenAIJudge
+from lidr.judge.compare import judge_pairs
+from lidr.judge.winrate import summarise
 from lidr.records import ALPACA_ANSWER, JUDGEMENT, read_records, write_records
 
 
@@ -89,47 +90,6 @@ def opponents(reference: str, previous: str | None, base: str | None) -> dict[st
     return out
 
 
-def verdict_mass(record: dict) -> float | None:
-    """The judge's probability on the two verdict tokens together, averaged over the orders it answered.
-
-    Near 1: the judge answers as asked. A few hundredths: it would rather say something else, and
-    its preference between the two tokens is noise around 50%. None when no order was answered (a failed
-    request, identical outputs).
-    """
-    masses = [
-        sum(math.exp(lp) for lp in o["logprobs"].values() if lp is not None)
-        for o in record["orders"]
-        if o["logprobs"] is not None
-    ]
-    return sum(masses) / len(masses) if masses else None
-
-
-def _round(x: float | None, digits: int) -> float | None:
-    return None if x is None else round(x, digits)
-
-
-def win_rates(records: list[dict]) -> dict:
-    """Per language, alpaca_eval's head-to-head description of the preferences and lidr's counts (TABLE)."""
-    per_lang: dict[str, list[dict]] = {}
-    for r in records:
-        per_lang.setdefault(r["lang"], []).append(r)
-    out = {}
-    for lang, rs in per_lang.items():
-        stats = head_to_head([r["preference"] for r in rs if r["ok"]])
-        masses = [m for m in (verdict_mass(r) for r in rs) if m is not None]
-        out[lang] = {
-            **stats,
-            **{k: _round(stats[k], 2) for k in ("win_rate", "standard_error", "discrete_win_rate")},
-            "n": len(rs),
-            "n_failed": sum(not r["ok"] for r in rs),
-            "n_one_order": sum(r["ok"] and r["orders_used"] == 1 for r in rs),
-            "n_identical": sum(r["identical_outputs"] for r in rs),
-            "order_disagreements": sum(r["order_disagreement"] for r in rs),
-            "verdict_mass": _round(sum(masses) / len(masses), 4) if masses else None,
-        }
-    return out
-
-
 def first_per_language(answers: list[dict], limit: int) -> list[dict]:
     """The first `limit` answers of each language (all with 0)."""
     if not limit:
@@ -141,28 +101,6 @@ def first_per_language(answers: list[dict], limit: int) -> list[dict]:
         if seen[a["lang"]] <= limit:
             out.append(a)
     return out
-
-
-def summarise(by_comparison: dict[str, list[dict]], judge: str, reference: str, prompt: str = "") -> dict:
-    metrics: dict = {
-        "judge": judge,
-        "prompt": prompt,
-        "reference": reference,
-        "alpaca": {},
-        "alpaca_avg": {},
-        "head_to_head": {},
-    }
-    if "reference" in by_comparison:
-        metrics["alpaca"] = table = win_rates(by_comparison["reference"])
-        rates = [v["win_rate"] for v in table.values() if v["win_rate"] is not None]
-        metrics["alpaca_avg"] = {"win_rate": round(sum(rates) / len(rates), 2) if rates else None}
-    for name in ("previous", "m0"):
-        if name in by_comparison:
-            metrics["head_to_head"][name] = {
-                "opponent": by_comparison[name][0]["opponent"],
-                "per_lang": win_rates(by_comparison[name]),
-            }
-    return metrics
 
 
 def main(args) -> None:

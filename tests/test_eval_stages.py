@@ -10,8 +10,9 @@ import yaml
 
 from lidr.errors import JoinError
 from lidr.io import write_jsonl
+from lidr.judge.winrate import summarise, win_rates
 from stages import summarize
-from stages.judge import first_per_language, join_answers, join_reference, opponents, summarise, win_rates
+from stages.judge import first_per_language, join_answers, join_reference, opponents
 
 
 def test_opponents_judge_a_shared_source_once():
@@ -353,7 +354,7 @@ def test_language_fidelity_counts_answers_in_the_asked_language():
 
 
 def test_with_several_chains_each_plot_line_is_one_chain_from_m0():
-    from stages.summarize import by_chain
+    from lidr.report import by_chain
 
     values = {"m0": {"es": 0.5}, "general-m1": {"es": 0.6}, "math-m1": {"es": 0.7}}
     one = {"general": ["general-m1"]}

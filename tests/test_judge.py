@@ -24,8 +24,8 @@ from lidr.judge import (
     judge_pairs,
     parse_openai_logprobs,
     preference,
+    win_rates,
 )
-from stages.judge import win_rates
 
 # The layout of alpaca-eval 0.6.6: the annotator's configs.yaml names a prompt file of another folder.
 FAKE_CONFIG = """weighted_alpaca_eval_gpt4_turbo:
