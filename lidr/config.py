@@ -6,8 +6,9 @@ expected, before any model is loaded. `python -m lidr.check` runs the same check
 hands `train` to trl.DPOConfig and `train.lora` to peft.LoraConfig (lidr/train.py, `check_train`).
 
 The defaults below are the only ones: params.yaml restates them (a test keeps the two equal), and
-each field's range sits beside it (`positive`, `at_least`, `within`), each section's checks that
-span several fields in its `check` method.
+each field's range sits beside it (`positive`, `at_least`, `within`: lidr/ranges.py), each section's checks that
+span several fields in its `check` method. The gate rules' sections under `filter` are their settings
+classes, registered with the rules in lidr/gate.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import dataclasses
 import re
 import types
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,46 +24,16 @@ from typing import Any, Literal
 import yaml
 
 from lidr.errors import ParamsError
+from lidr.gate import RULES
 from lidr.languages import UnknownLanguageError, language_name
+from lidr.ranges import at_least, positive, share, within
+from lidr.ranges import check_languages as _languages
+from lidr.ranges import checked as _check_field
 
 EMBEDDED_MODEL = "embedded"
 BASE_MODEL_KEY = "m0"
 CHAIN_NAME = re.compile(r"[a-z][a-z0-9_]*")
 HELDOUT_CHAIN = "heldout"  # the chain that is the held-out block: its pairs measure every model, none trains on it
-
-
-# ---------------------------------------------------------------------------------------------
-# Ranges, declared beside the fields they check
-
-
-def _check_field(check: Callable[[Any], str | None], default: Any = dataclasses.MISSING, **kw) -> Any:
-    return field(default=default, metadata={"check": check}, **kw)
-
-
-def positive(default: Any = dataclasses.MISSING) -> Any:
-    return _check_field(lambda v: None if v > 0 else f"expected a value > 0, got {v}", default)
-
-
-def at_least(low: float, default: Any = dataclasses.MISSING, why: str = "") -> Any:
-    return _check_field(lambda v: None if v >= low else f"expected a value >= {low}{why}, got {v}", default)
-
-
-def within(low: float, high: float, default: Any = dataclasses.MISSING) -> Any:
-    return _check_field(lambda v: None if low <= v <= high else f"expected {low} to {high}, got {v}", default)
-
-
-def share(default: Any = dataclasses.MISSING) -> Any:
-    return _check_field(
-        lambda v: None if 0.0 < v <= 1.0 else f"expected a share above 0 and at most 1, got {v}", default
-    )
-
-
-def _languages(key: str, codes) -> None:
-    try:
-        for i, code in enumerate(codes):
-            language_name(code, where=f"{key}[{i}]")
-    except UnknownLanguageError as e:
-        raise ParamsError(str(e)) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,96 +133,6 @@ class GenerationParams:
     draft_tokens: int = at_least(0, 4)  # prompt-lookup guesses checked per row and step while few rows run; 0: off
 
 
-Side = Literal["chosen", "rejected"]
-
-# Characters of a text in a language per character of the same text in English, as a [low, high]
-# band: Chinese and Japanese take about a third of the characters, Romance and Slavic languages a
-# little more. Wide on purpose: the rule catches truncated, looping or empty translations, not style.
-DEFAULT_LENGTH_BANDS: dict[str, tuple[float, float]] = {
-    "en": (0.5, 2.0),
-    "es": (0.6, 2.4),
-    "fr": (0.6, 2.4),
-    "de": (0.6, 2.4),
-    "ru": (0.55, 2.3),
-    "sw": (0.6, 2.4),
-    "bn": (0.5, 2.2),
-    "te": (0.5, 2.3),
-    "th": (0.45, 2.1),
-    "ja": (0.15, 0.9),
-    "zh": (0.12, 0.8),
-}
-
-
-@dataclass(frozen=True)
-class RuleSwitch:
-    enabled: bool = True
-
-
-@dataclass(frozen=True)
-class SidedRule:
-    enabled: bool = True
-    sides: tuple[Side, ...] = ("chosen", "rejected")
-
-
-@dataclass(frozen=True)
-class TruncatedRule:
-    enabled: bool = True
-    sides: tuple[Side, ...] = ("chosen",)
-    include_source: bool = True  # a translation of a response cut by the token limit is cut too
-
-
-@dataclass(frozen=True)
-class WrongLanguageRule:
-    enabled: bool = True
-    sides: tuple[Side, ...] = ("chosen",)
-    min_confidence: float = within(0, 1, 0.9)  # below this the detector is unsure and the side passes
-    min_chars: int = at_least(0, 20)  # shorter texts are too short to identify and pass
-    confusers: tuple[str, ...] = ("it", "pt", "nl", "uk")  # also considered by the detector
-
-    def check(self, key: str) -> None:
-        _languages(f"{key}.confusers", self.confusers)
-
-
-ONE_COPY = " (one copy is no repeat)"
-
-
-@dataclass(frozen=True)
-class DegenerateRule:
-    """Repetition judged against the text's length and, for a translation, against its source."""
-
-    enabled: bool = True
-    sides: tuple[Side, ...] = ("chosen", "rejected")
-    ngram: int = at_least(1, 4)  # words (or CJK characters) per n-gram
-    min_copies: int = at_least(2, 3, ONE_COPY)  # a loop or a line with fewer copies is never degenerate
-    ngram_copies: int = at_least(2, 4, ONE_COPY)  # nor an n-gram with fewer (a weaker sign than a line or block)
-    min_words: int = at_least(1, 8)  # nor one whose copies cover fewer words ("No, no, no.")
-    max_share: float = share(0.35)  # degenerate: a loop, line or n-gram making up more of the text (words; lines)
-    loop_copies: int = at_least(2, 4, ONE_COPY)  # degenerate at any length: a block repeated back to back...
-    loop_words: int = at_least(1, 16)  # ...this many times over this many words
-    tail_copies: int = at_least(2, 4, ONE_COPY)  # degenerate: the text ends with one block of <= 16 characters...
-    tail_chars: int = at_least(1, 32)  # ...this many times over this many characters (digits, emoji)
-    source_ratio: float = share(0.75)  # a translation passes a repetition its source has this share of the copies of
-
-
-@dataclass(frozen=True)
-class LengthRatioRule:
-    enabled: bool = True
-    sides: tuple[Side, ...] = ("chosen", "rejected")
-    min_chars: int = at_least(0, 20)  # sources shorter than this are not measured
-    # [low, high] per language; a mapping given in params.yaml replaces these
-    bands: dict[str, tuple[float, ...]] = field(default_factory=lambda: dict(DEFAULT_LENGTH_BANDS))
-
-    def check(self, key: str) -> None:
-        try:
-            for code in self.bands:
-                language_name(code, where=f"{key}.bands.{code}")
-        except UnknownLanguageError as e:
-            raise ParamsError(str(e)) from None
-        for code, band in self.bands.items():
-            if len(band) != 2 or not 0 < band[0] < band[1]:
-                raise ParamsError(f"{key}.bands.{code}: expected [low, high] with 0 < low < high, got {list(band)}")
-
-
 @dataclass(frozen=True)
 class SuiteParams:  # the great-expectations suite over the kept pairs
     min_pairs_per_lang: int = at_least(0, 0)
@@ -267,18 +147,17 @@ class SuiteParams:  # the great-expectations suite over the kept pairs
             )
 
 
-@dataclass(frozen=True)
-class FilterParams:
-    failed_translation: RuleSwitch = field(default_factory=RuleSwitch)
-    empty: SidedRule = field(default_factory=SidedRule)
-    identical: RuleSwitch = field(default_factory=RuleSwitch)
-    truncated: TruncatedRule = field(default_factory=TruncatedRule)
-    wrong_language: WrongLanguageRule = field(default_factory=WrongLanguageRule)
-    degenerate: DegenerateRule = field(default_factory=DegenerateRule)
-    length_ratio: LengthRatioRule = field(default_factory=LengthRatioRule)
-    echo: RuleSwitch = field(default_factory=RuleSwitch)  # a "translation" identical to its source
-    duplicate: RuleSwitch = field(default_factory=RuleSwitch)
-    suite: SuiteParams = field(default_factory=SuiteParams)
+# `filter`: one section per gate rule, named, typed and defaulted by the rule's registered settings (lidr/gate.py,
+# RULES, in the order the gate applies them), then the suite.
+FilterParams = dataclasses.make_dataclass(
+    "FilterParams",
+    [
+        *((rule.name, rule.settings, field(default_factory=rule.settings)) for rule in RULES),
+        ("suite", SuiteParams, field(default_factory=SuiteParams)),
+    ],
+    frozen=True,
+)
+FilterParams.__module__ = __name__
 
 
 LAUNCHES = Literal["cpu", "single_gpu", "multi_gpu", "deepspeed_zero3", "fsdp"]

@@ -4,17 +4,12 @@ Each rule looks at one pair and returns its findings: (rule, side, detail), empt
 passes. A pair is kept when no enabled rule finds anything. Every rule is switched and tuned in
 params.yaml under `filter.<rule>`; `sides` says which of chosen/rejected a per-side rule checks.
 
-| rule               | rejects a pair when                                                        |
-|--------------------|----------------------------------------------------------------------------|
-| failed_translation | a translated side has no `<translated>` span (content null)                 |
-| empty              | a side is blank                                                              |
-| identical          | chosen equals rejected after whitespace normalisation                       |
-| truncated          | a side (or the response it translates) stopped at the token limit           |
-| wrong_language     | a side is confidently in another language than the pair's                   |
-| degenerate         | a side loops, or one repetition is much of it (more than its source has)    |
-| length_ratio       | a translated side's length over its source's is outside the language's band |
-| echo               | a translated side is its source, unchanged                                  |
-| duplicate          | an earlier pair has the same language, prompt, chosen and rejected          |
+A rule is one definition here: `@rule(name, settings, doc)` over its check. The settings class is its
+section under `filter` (fields, defaults and ranges; lidr/config.py builds `filter` from RULES), the check
+takes a pair, that section and the run's Context, and yields (side, detail) per finding; the doc is its
+line in the table below and in the report. The gate applies RULES in the order they are defined. A new rule:
+its settings class and check here, its section under `filter` in params.yaml.
+
 """
 
 from __future__ import annotations
@@ -22,13 +17,20 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from lidr.config import DegenerateRule, FilterParams
+from lidr.errors import ParamsError
 from lidr.evaluate import detect_language
+from lidr.languages import UnknownLanguageError, language_name
+from lidr.ranges import at_least, check_languages, share, within
+
+if TYPE_CHECKING:
+    from lidr.config import FilterParams
 
 SIDES = ("chosen", "rejected")
+Side = Literal["chosen", "rejected"]
 _WS = re.compile(r"\s+")
 # Scripts without spaces between words (CJK, kana) and pictographs (emoji, dingbats): one token per character.
 _CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u2600-\u27bf\U0001f000-\U0001faff"
@@ -46,6 +48,63 @@ class Finding(NamedTuple):
         return f"{self.rule}[{self.side}]: {self.detail}" if self.side else f"{self.rule}: {self.detail}"
 
 
+class Reason(str):
+    """A finding as a rejected pair's `reasons` line ("rule[side]: detail"), which keeps the finding it reads."""
+
+    finding: Finding
+
+    def __new__(cls, finding: Finding) -> Reason:
+        reason = super().__new__(cls, str(finding))
+        reason.finding = finding
+        return reason
+
+
+@dataclass
+class Context:
+    """What a rule may know beyond the pair: the run's languages (the dominant one first) and the pairs seen."""
+
+    languages: tuple[str, ...]
+    seen: set = field(default_factory=set)  # duplicate_key of every pair checked so far
+
+    @property
+    def dominant(self) -> str:
+        return self.languages[0]
+
+
+Check = Callable[[dict, Any, Context], Iterable[tuple[str | None, str]]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str  # its key under `filter` in params.yaml, and its name in findings, metrics and the report
+    settings: type  # its section under `filter`: a frozen dataclass with `enabled` (and `sides` when per side)
+    check: Check  # (pair, its settings, context) -> (side or None for the pair, detail) per finding
+    doc: str  # a pair is rejected when ...
+
+    @property
+    def sides(self) -> tuple[str, ...] | None:
+        """The sides it checks by default, when it is switched per side."""
+        return getattr(self.settings(), "sides", None)
+
+    def __call__(self, pair: dict, settings: Any, context: Context) -> list[Finding]:
+        return [Finding(self.name, side, detail) for side, detail in self.check(pair, settings, context)]
+
+
+RULES: list[Rule] = []  # in the order the gate applies them
+
+
+def rule(name: str, settings: type, doc: str) -> Callable[[Check], Rule]:
+    """Registers the check it decorates as the rule `name`, with its settings and documentation."""
+
+    def register(check: Check) -> Rule:
+        if name in {r.name for r in RULES}:
+            raise ValueError(f"gate rule {name!r} is defined twice")
+        RULES.append(Rule(name, settings, check, doc))
+        return RULES[-1]
+
+    return register
+
+
 def norm(text: str | None) -> str:
     return _WS.sub(" ", text or "").strip()
 
@@ -59,46 +118,80 @@ def _source(pair: dict, side: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Rules: (pair, settings) -> findings
+# Rule settings shared by several rules
 
 
-def rule_failed_translation(pair: dict, f: FilterParams) -> list[Finding]:
+@dataclass(frozen=True)
+class RuleSwitch:
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class SidedRule:
+    enabled: bool = True
+    sides: tuple[Side, ...] = ("chosen", "rejected")
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules, in the order the gate applies them
+
+
+@rule("failed_translation", RuleSwitch, "a translated side has no `<translated>` span (content null)")
+def rule_failed_translation(pair: dict, rule: RuleSwitch, context: Context) -> Iterable[tuple[str | None, str]]:
     if pair["translation_ok"]:
         return []
     sides = [s for s in SIDES if content(pair, s) is None] or [None]
-    return [Finding("failed_translation", s, "no <translated> span in the self-translation") for s in sides]
+    return [(s, "no <translated> span in the self-translation") for s in sides]
 
 
-def rule_empty(pair: dict, f: FilterParams) -> list[Finding]:
-    return [
-        Finding("empty", s, "blank text")
-        for s in f.empty.sides
-        if content(pair, s) is not None and not norm(content(pair, s))
-    ]
+@rule("empty", SidedRule, "a side is blank")
+def rule_empty(pair: dict, rule: SidedRule, context: Context) -> Iterable[tuple[str | None, str]]:
+    return [(s, "blank text") for s in rule.sides if content(pair, s) is not None and not norm(content(pair, s))]
 
 
-def rule_identical(pair: dict, f: FilterParams) -> list[Finding]:
+@rule("identical", RuleSwitch, "chosen equals rejected after whitespace normalisation")
+def rule_identical(pair: dict, rule: RuleSwitch, context: Context) -> Iterable[tuple[str | None, str]]:
     c, r = content(pair, "chosen"), content(pair, "rejected")
     if c is None or r is None or norm(c) != norm(r):
         return []
-    return [Finding("identical", None, "chosen equals rejected after whitespace normalisation")]
+    return [(None, "chosen equals rejected after whitespace normalisation")]
 
 
-def rule_truncated(pair: dict, f: FilterParams) -> list[Finding]:
+@dataclass(frozen=True)
+class TruncatedRule:
+    enabled: bool = True
+    sides: tuple[Side, ...] = ("chosen",)
+    include_source: bool = True  # a translation of a response cut by the token limit is cut too
+
+
+@rule("truncated", TruncatedRule, "a side (or the response it translates) stopped at the token limit")
+def rule_truncated(pair: dict, rule: TruncatedRule, context: Context) -> Iterable[tuple[str | None, str]]:
     out = []
-    for s in f.truncated.sides:
+    for s in rule.sides:
         if pair.get(f"{s}_finish_reason") == "length":
-            out.append(Finding("truncated", s, "generation stopped at the token limit"))
-        elif f.truncated.include_source and pair.get(f"{s}_source_finish_reason") == "length":
-            out.append(Finding("truncated", s, "translates a response that stopped at the token limit"))
+            out.append((s, "generation stopped at the token limit"))
+        elif rule.include_source and pair.get(f"{s}_source_finish_reason") == "length":
+            out.append((s, "translates a response that stopped at the token limit"))
     return out
 
 
-def rule_wrong_language(pair: dict, f: FilterParams, languages: tuple[str, ...]) -> list[Finding]:
-    rule = f.wrong_language
+@dataclass(frozen=True)
+class WrongLanguageRule:
+    enabled: bool = True
+    sides: tuple[Side, ...] = ("chosen",)
+    min_confidence: float = within(0, 1, 0.9)  # below this the detector is unsure and the side passes
+    min_chars: int = at_least(0, 20)  # shorter texts are too short to identify and pass
+    confusers: tuple[str, ...] = ("it", "pt", "nl", "uk")  # also considered by the detector
+
+    def check(self, key: str) -> None:
+        check_languages(f"{key}.confusers", self.confusers)
+
+
+@rule("wrong_language", WrongLanguageRule, "a side is confidently in another language than the pair's")
+def rule_wrong_language(pair: dict, rule: WrongLanguageRule, context: Context) -> Iterable[tuple[str | None, str]]:
     if pair.get("asks_translation"):  # the prompt itself asks for another language
         return []
-    candidates = tuple(dict.fromkeys((*languages, pair["lang"], *rule.confusers)))
+    candidates = tuple(dict.fromkeys((*context.languages, pair["lang"], *rule.confusers)))
     out = []
     for s in rule.sides:
         text = norm(content(pair, s))
@@ -106,7 +199,7 @@ def rule_wrong_language(pair: dict, f: FilterParams, languages: tuple[str, ...])
             continue
         lang, prob = detect_language(text, candidates)
         if lang != pair["lang"] and prob >= rule.min_confidence:
-            out.append(Finding("wrong_language", s, f"detected {lang} ({prob:.2f}), expected {pair['lang']}"))
+            out.append((s, f"detected {lang} ({prob:.2f}), expected {pair['lang']}"))
     return out
 
 
@@ -122,6 +215,27 @@ def marked_words(text: str) -> list[tuple[str, str]]:
     spans = [m.span() for m in _TOKEN.finditer(low)]
     ends = [s for s, _ in spans[1:]] + [len(low)]
     return [(low[a:b].replace("\u2019", "'"), _WS.sub("", low[b:c])) for (a, b), c in zip(spans, ends, strict=True)]
+
+
+ONE_COPY = " (one copy is no repeat)"
+
+
+@dataclass(frozen=True)
+class DegenerateRule:
+    """Repetition judged against the text's length and, for a translation, against its source."""
+
+    enabled: bool = True
+    sides: tuple[Side, ...] = ("chosen", "rejected")
+    ngram: int = at_least(1, 4)  # words (or CJK characters) per n-gram
+    min_copies: int = at_least(2, 3, ONE_COPY)  # a loop or a line with fewer copies is never degenerate
+    ngram_copies: int = at_least(2, 4, ONE_COPY)  # nor an n-gram with fewer (a weaker sign than a line or block)
+    min_words: int = at_least(1, 8)  # nor one whose copies cover fewer words ("No, no, no.")
+    max_share: float = share(0.35)  # degenerate: a loop, line or n-gram making up more of the text (words; lines)
+    loop_copies: int = at_least(2, 4, ONE_COPY)  # degenerate at any length: a block repeated back to back...
+    loop_words: int = at_least(1, 16)  # ...this many times over this many words
+    tail_copies: int = at_least(2, 4, ONE_COPY)  # degenerate: the text ends with one block of <= 16 characters...
+    tail_chars: int = at_least(1, 32)  # ...this many times over this many characters (digits, emoji)
+    source_ratio: float = share(0.75)  # a translation passes a repetition its source has this share of the copies of
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,8 +384,8 @@ def degenerate(text: str, rule: DegenerateRule, source: str | None = None) -> Re
     return None
 
 
-def rule_degenerate(pair: dict, f: FilterParams) -> list[Finding]:
-    rule = f.degenerate
+@rule("degenerate", DegenerateRule, "a side loops, or one repetition is much of it (more than its source has)")
+def rule_degenerate(pair: dict, rule: DegenerateRule, context: Context) -> Iterable[tuple[str | None, str]]:
     out = []
     for s in rule.sides:
         text = content(pair, s)
@@ -281,7 +395,7 @@ def rule_degenerate(pair: dict, f: FilterParams) -> list[Finding]:
         trusted = pair.get(f"{s}_source_finish_reason") not in ("loop", "length")
         found = degenerate(text, rule, _source(pair, s) if trusted else None)
         if found:
-            out.append(Finding("degenerate", s, describe(found)))
+            out.append((s, describe(found)))
     return out
 
 
@@ -297,8 +411,46 @@ def length_ratio(pair: dict, side: str, dominant: str) -> tuple[str, float] | No
     return other, len(text) / len(source)
 
 
-def rule_length_ratio(pair: dict, f: FilterParams, dominant: str) -> list[Finding]:
-    rule = f.length_ratio
+# Characters of a text in a language per character of the same text in English, as a [low, high]
+# band: Chinese and Japanese take about a third of the characters, Romance and Slavic languages a
+# little more. Wide on purpose: the rule catches truncated, looping or empty translations, not style.
+DEFAULT_LENGTH_BANDS: dict[str, tuple[float, float]] = {
+    "en": (0.5, 2.0),
+    "es": (0.6, 2.4),
+    "fr": (0.6, 2.4),
+    "de": (0.6, 2.4),
+    "ru": (0.55, 2.3),
+    "sw": (0.6, 2.4),
+    "bn": (0.5, 2.2),
+    "te": (0.5, 2.3),
+    "th": (0.45, 2.1),
+    "ja": (0.15, 0.9),
+    "zh": (0.12, 0.8),
+}
+
+
+@dataclass(frozen=True)
+class LengthRatioRule:
+    enabled: bool = True
+    sides: tuple[Side, ...] = ("chosen", "rejected")
+    min_chars: int = at_least(0, 20)  # sources shorter than this are not measured
+    # [low, high] per language; a mapping given in params.yaml replaces these
+    bands: dict[str, tuple[float, ...]] = field(default_factory=lambda: dict(DEFAULT_LENGTH_BANDS))
+
+    def check(self, key: str) -> None:
+        try:
+            for code in self.bands:
+                language_name(code, where=f"{key}.bands.{code}")
+        except UnknownLanguageError as e:
+            raise ParamsError(str(e)) from None
+        for code, band in self.bands.items():
+            if len(band) != 2 or not 0 < band[0] < band[1]:
+                raise ParamsError(f"{key}.bands.{code}: expected [low, high] with 0 < low < high, got {list(band)}")
+
+
+@rule("length_ratio", LengthRatioRule, "a translated side's length over its source's is outside the language's band")
+def rule_length_ratio(pair: dict, rule: LengthRatioRule, context: Context) -> Iterable[tuple[str | None, str]]:
+    dominant = context.dominant
     out = []
     for s in rule.sides:
         source = norm(_source(pair, s))
@@ -310,13 +462,14 @@ def rule_length_ratio(pair: dict, f: FilterParams, dominant: str) -> list[Findin
         lang, ratio = measured
         low, high = rule.bands[lang]
         if not low <= ratio <= high:
-            out.append(Finding("length_ratio", s, f"{lang}/{dominant} characters {ratio:.2f} outside [{low}, {high}]"))
+            out.append((s, f"{lang}/{dominant} characters {ratio:.2f} outside [{low}, {high}]"))
     return out
 
 
-def rule_echo(pair: dict, f: FilterParams) -> list[Finding]:
+@rule("echo", RuleSwitch, "a translated side is its source, unchanged")  # a "translation" identical to its source
+def rule_echo(pair: dict, rule: RuleSwitch, context: Context) -> Iterable[tuple[str | None, str]]:
     return [
-        Finding("echo", s, "the translation is its source, unchanged")
+        (s, "the translation is its source, unchanged")
         for s in SIDES
         if _source(pair, s) and norm(_source(pair, s)) == norm(content(pair, s))
     ]
@@ -331,58 +484,48 @@ def duplicate_key(pair: dict) -> tuple:
     )
 
 
+@rule("duplicate", RuleSwitch, "an earlier pair has the same language, prompt, chosen and rejected")
+def rule_duplicate(pair: dict, rule: RuleSwitch, context: Context) -> Iterable[tuple[str | None, str]]:
+    key = duplicate_key(pair)
+    found = key in context.seen
+    context.seen.add(key)
+    return [(None, "same language, prompt, chosen and rejected as an earlier pair")] if found else []
+
+
 # ---------------------------------------------------------------------------------------------
 # Applying them
 
 
-RULE_NAMES = (
-    "failed_translation",
-    "empty",
-    "identical",
-    "truncated",
-    "wrong_language",
-    "degenerate",
-    "length_ratio",
-    "echo",
-    "duplicate",
-)
+RULE_NAMES = tuple(r.name for r in RULES)
 
 
-def _enabled(f: FilterParams, name: str) -> bool:
-    return getattr(f, name).enabled
+def rules_table() -> str:
+    """The rules and what each rejects, as a Markdown table (this module's documentation ends with it)."""
+    width = max(len(r.name) for r in RULES)
+    doc_width = max(len(r.doc) for r in RULES)
+    rows = [("rule", "rejects a pair when"), ("-" * width, "-" * doc_width), *((r.name, r.doc) for r in RULES)]
+    return "".join(f"| {name:<{width}} | {doc:<{doc_width}} |\n" for name, doc in rows)
 
 
-def check_pair(pair: dict, f: FilterParams, languages: tuple[str, ...]) -> list[Finding]:
-    """Findings of every enabled per-pair rule (all but duplicate)."""
-    dominant = languages[0]
-    rules: dict[str, Callable[[dict], list[Finding]]] = {
-        "failed_translation": lambda p: rule_failed_translation(p, f),
-        "empty": lambda p: rule_empty(p, f),
-        "identical": lambda p: rule_identical(p, f),
-        "truncated": lambda p: rule_truncated(p, f),
-        "wrong_language": lambda p: rule_wrong_language(p, f, languages),
-        "degenerate": lambda p: rule_degenerate(p, f),
-        "length_ratio": lambda p: rule_length_ratio(p, f, dominant),
-        "echo": lambda p: rule_echo(p, f),
-    }
-    return [finding for name, rule in rules.items() if _enabled(f, name) for finding in rule(pair)]
+if __doc__:  # not under python -OO
+    __doc__ += rules_table()
+
+
+def check_pair(pair: dict, f: FilterParams, context: Context) -> list[Finding]:
+    """Findings of every enabled rule, in the order of RULES; each rule reads its own section of `f`."""
+    return [x for r in RULES if (settings := getattr(f, r.name)).enabled for x in r(pair, settings, context)]
 
 
 def apply_rules(pairs: list[dict], f: FilterParams, languages: tuple[str, ...]) -> tuple[list[dict], list[dict]]:
     """(kept, rejected). `languages` starts with the dominant one. Each rejected pair carries
-    `rejected_by` (rule names) and `reasons` (one readable line per finding)."""
-    kept, rejected, seen = [], [], set()
+    `rejected_by` (rule names) and `reasons` (one readable line per finding, a Reason that keeps its Finding)."""
+    kept, rejected = [], []
+    context = Context(tuple(languages))
     for pair in pairs:
-        findings = check_pair(pair, f, languages)
-        key = duplicate_key(pair)
-        if f.duplicate.enabled and key in seen:
-            findings.append(
-                Finding("duplicate", None, "same language, prompt, chosen and rejected as an earlier pair")
-            )
-        seen.add(key)
+        findings = check_pair(pair, f, context)
         if findings:
             rules = list(dict.fromkeys(x.rule for x in findings))
-            rejected.append({**pair, "rejected_by": rules, "reasons": [str(x) for x in findings]})
+            rejected.append({**pair, "rejected_by": rules, "reasons": [Reason(x) for x in findings]})
         else:
             kept.append(pair)
     return kept, rejected

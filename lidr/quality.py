@@ -58,17 +58,15 @@ def language_rows(kept: list[dict], rejected: list[dict], langs: tuple[str, ...]
 
 
 def gate_metrics(kept: list[dict], rejected: list[dict], langs: tuple[str, ...]) -> dict:
-    """Counts per language and per rule (every rule listed, zeros included, so `dvc metrics diff` lines up)."""
+    """Counts per language and per rule (every rule listed, zeros included, so `dvc metrics diff` lines up).
+    `rejected` as lidr.gate.apply_rules returns it: each reason keeps its finding (rule and side)."""
     per_lang = language_rows(kept, rejected, langs)
     by_rule = Counter(rule for p in rejected for rule in p["rejected_by"])
     by_lang_rule = Counter((p["lang"], rule) for p in rejected for rule in p["rejected_by"])
-    by_side = Counter(
-        (side, rule)
-        for p in rejected
-        for reason in p["reasons"]
-        for rule, _, rest in [reason.partition("[")]
-        for side in [rest.split("]", 1)[0] if rest else "pair"]
-    )
+    findings = [reason.finding for p in rejected for reason in p["reasons"]]
+    # findings on the pair as a whole (side None) stay out of the counts per side, as they always have: the
+    # "pair" row is all zeros
+    by_side = Counter((x.side, x.rule) for x in findings if x.side)
     return {
         "kept": {row["lang"]: row["kept"] for row in per_lang},
         "rejected": {row["lang"]: row["total"] - row["kept"] for row in per_lang},

@@ -10,6 +10,9 @@ import pytest
 from lidr.config import load_params
 from lidr.errors import ParamsError
 from lidr.gate import (
+    RULES,
+    Context,
+    Rule,
     apply_rules,
     degenerate,
     describe,
@@ -66,6 +69,11 @@ def f(params):
     return params.filter
 
 
+def check(rule: Rule, p: dict, f) -> list:
+    """The findings of `rule` on pair `p`, under its own section of the filter settings `f` (languages: LANGS)."""
+    return rule(p, getattr(f, rule.name), Context(LANGS))
+
+
 def rules_of(findings) -> list[tuple[str, str | None]]:
     return [(x.rule, x.side) for x in findings]
 
@@ -76,41 +84,43 @@ def test_a_good_pair_passes_every_rule(f):
 
 
 def test_failed_translation(f):
-    assert rule_failed_translation(pair(), f) == []
-    assert rules_of(rule_failed_translation(pair(chosen=None), f)) == [("failed_translation", "chosen")]
+    assert check(rule_failed_translation, pair(), f) == []
+    assert rules_of(check(rule_failed_translation, pair(chosen=None), f)) == [("failed_translation", "chosen")]
 
 
 def test_empty(f):
-    assert rule_empty(pair(rejected="ok"), f) == []
-    assert rules_of(rule_empty(pair(rejected=" \n\t"), f)) == [("empty", "rejected")]
+    assert check(rule_empty, pair(rejected="ok"), f) == []
+    assert rules_of(check(rule_empty, pair(rejected=" \n\t"), f)) == [("empty", "rejected")]
 
 
 def test_identical_after_whitespace_normalisation(f):
-    assert rule_identical(pair(), f) == []
-    assert rules_of(rule_identical(pair(rejected="  " + ES_CHOSEN.replace(" ", "\n  ")), f)) == [("identical", None)]
+    assert check(rule_identical, pair(), f) == []
+    assert rules_of(check(rule_identical, pair(rejected="  " + ES_CHOSEN.replace(" ", "\n  ")), f)) == [
+        ("identical", None)
+    ]
 
 
 def test_truncated_checks_the_side_and_the_response_it_translates(f):
-    assert rule_truncated(pair(rejected_finish_reason="length"), f) == []  # default: chosen side only
-    assert rules_of(rule_truncated(pair(chosen_finish_reason="length"), f)) == [("truncated", "chosen")]
-    found = rule_truncated(pair(chosen_source_finish_reason="length"), f)
+    assert check(rule_truncated, pair(rejected_finish_reason="length"), f) == []  # default: chosen side only
+    assert rules_of(check(rule_truncated, pair(chosen_finish_reason="length"), f)) == [("truncated", "chosen")]
+    found = check(rule_truncated, pair(chosen_source_finish_reason="length"), f)
     assert rules_of(found) == [("truncated", "chosen")] and "translates a response" in found[0].detail
     no_source = dataclasses.replace(f, truncated=dataclasses.replace(f.truncated, include_source=False))
-    assert rule_truncated(pair(chosen_source_finish_reason="length"), no_source) == []
+    assert check(rule_truncated, pair(chosen_source_finish_reason="length"), no_source) == []
 
 
 def test_wrong_language(f):
-    assert rule_wrong_language(pair(), f, LANGS) == []
+    assert check(rule_wrong_language, pair(), f) == []
     english = pair(chosen=EN_SOURCE)
-    found = rule_wrong_language(english, f, LANGS)
+    found = check(rule_wrong_language, english, f)
     assert rules_of(found) == [("wrong_language", "chosen")] and "detected en" in found[0].detail
     # a prompt that asks for a translation expects another language
-    assert rule_wrong_language({**english, "asks_translation": True}, f, LANGS) == []
+    assert check(rule_wrong_language, {**english, "asks_translation": True}, f) == []
     # too short to identify
-    assert rule_wrong_language(pair(chosen="Yes, it is."), f, LANGS) == []
+    assert check(rule_wrong_language, pair(chosen="Yes, it is."), f) == []
     # a confuser outside the configured languages is still detected: Portuguese is not Spanish
     pt = "Você deve beber muita água todos os dias, porque não é bom ficar sem água no verão."
-    assert "detected pt" in rule_wrong_language(pair(chosen=pt), f, LANGS)[0].detail
+    assert "detected pt" in check(rule_wrong_language, pair(chosen=pt), f)[0].detail
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,7 +258,7 @@ Zimmer"""
 def test_degenerate_judges_repetition_against_the_length(f, text, found):
     result = degenerate(text, f.degenerate)
     assert (result.kind if result else None) == found
-    findings = rule_degenerate(pair(rejected=text), f)
+    findings = check(rule_degenerate, pair(rejected=text), f)
     assert rules_of(findings) == ([("degenerate", "rejected")] if found else [])
 
 
@@ -262,7 +272,9 @@ def test_degenerate_judges_repetition_against_the_length(f, text, found):
     ],
 )
 def test_a_translation_may_repeat_what_its_source_repeats(f, source, source_finish, rejected):
-    found = rule_degenerate(pair(chosen=ES_CODE, chosen_source=source, chosen_source_finish_reason=source_finish), f)
+    found = check(
+        rule_degenerate, pair(chosen=ES_CODE, chosen_source=source, chosen_source_finish_reason=source_finish), f
+    )
     assert rules_of(found) == ([("degenerate", "chosen")] if rejected else [])
     if rejected:
         assert found[0].detail == "line 'print(\"=\" * 20)' 4 times (44% of the lines)"
@@ -298,24 +310,24 @@ def test_degenerate_findings_read_well(f):
 
 
 def test_length_ratio_uses_the_band_of_the_non_dominant_language(f):
-    assert rule_length_ratio(pair(), f, "en") == []
-    found = rule_length_ratio(pair(chosen="El agua es vida."), f, "en")
+    assert check(rule_length_ratio, pair(), f) == []
+    found = check(rule_length_ratio, pair(chosen="El agua es vida."), f)
     assert rules_of(found) == [("length_ratio", "chosen")] and "es/en characters 0.20" in found[0].detail
     # an en pair: the rejected side is the x response translated to English, so the ratio is source/translation
     en = pair(lang="en", chosen=EN_SOURCE, rejected="Sleep.", chosen_source=None, rejected_source=ES_REJECTED)
-    assert "es/en characters 12.50" in rule_length_ratio(en, f, "en")[0].detail
-    assert rule_length_ratio({**en, "rejected": [{"role": "assistant", "content": EN_SOURCE}]}, f, "en") == []
+    assert "es/en characters 12.50" in check(rule_length_ratio, en, f)[0].detail
+    assert check(rule_length_ratio, {**en, "rejected": [{"role": "assistant", "content": EN_SOURCE}]}, f) == []
     # Chinese is about a third as long as English
     zh = pair(lang="zh", source_lang="zh", chosen="水是生命之源，所以你每天至少应该喝八杯水。")
-    assert rule_length_ratio(zh, f, "en") == []
-    assert rule_length_ratio({**zh, "chosen": [{"role": "assistant", "content": EN_SOURCE}]}, f, "en") != []
+    assert check(rule_length_ratio, zh, f) == []
+    assert check(rule_length_ratio, {**zh, "chosen": [{"role": "assistant", "content": EN_SOURCE}]}, f) != []
     # short sources are not measured
-    assert rule_length_ratio(pair(chosen="Agua.", chosen_source="Water."), f, "en") == []
+    assert check(rule_length_ratio, pair(chosen="Agua.", chosen_source="Water."), f) == []
 
 
 def test_echo(f):
-    assert rule_echo(pair(), f) == []
-    assert rules_of(rule_echo(pair(chosen=EN_SOURCE + " "), f)) == [("echo", "chosen")]
+    assert check(rule_echo, pair(), f) == []
+    assert rules_of(check(rule_echo, pair(chosen=EN_SOURCE + " "), f)) == [("echo", "chosen")]
 
 
 def test_duplicates_and_readable_reasons(f):
@@ -333,6 +345,64 @@ def test_a_switched_off_rule_rejects_nothing(f):
     off = dataclasses.replace(f, wrong_language=dataclasses.replace(f.wrong_language, enabled=False))
     kept, _ = apply_rules([pair(chosen="This is a long English answer that should have been Spanish.")], off, LANGS)
     assert len(kept) == 1
+
+
+def test_a_rule_is_one_registered_definition(params, monkeypatch):
+    """Each rule's settings, check and documentation come from its one registered definition: config's `filter`
+    sections are the registered settings classes, the gate runs the registered checks in order (each with its own
+    section only), and the metrics, the report and the documentation list the registered rules."""
+    from lidr import gate
+    from lidr.config import FilterParams
+    from lidr.quality import gate_metrics, report_markdown
+
+    names = [r.name for r in RULES]
+    assert names == list(gate.RULE_NAMES) and len(set(names)) == len(names)
+    fields = dataclasses.fields(FilterParams)
+    assert [x.name for x in fields] == [*names, "suite"]
+    for r, x in zip(RULES, fields, strict=False):
+        assert x.type is r.settings and isinstance(getattr(params.filter, r.name), r.settings)
+        assert r.sides == getattr(r.settings(), "sides", None) and r.doc in gate.__doc__
+    assert RULES[names.index("truncated")].sides == ("chosen",) and RULES[names.index("echo")].sides is None
+
+    calls = []
+
+    def spy(name):
+        def check(p, settings, context):
+            calls.append((name, settings))
+            return [("chosen", "spied")] if name in ("empty", "duplicate") else []
+
+        return check
+
+    monkeypatch.setattr(gate, "RULES", [Rule(r.name, r.settings, spy(r.name), r.doc) for r in RULES])
+    kept, rejected = apply_rules([pair()], params.filter, LANGS)
+    assert [name for name, _ in calls] == names
+    assert all(settings is getattr(params.filter, name) for name, settings in calls)
+    assert kept == [] and rejected[0]["rejected_by"] == ["empty", "duplicate"]
+    assert rejected[0]["reasons"] == ["empty[chosen]: spied", "duplicate[chosen]: spied"]
+
+    metrics = gate_metrics([], rejected, LANGS)
+    assert list(metrics["rules"]) == names and list(metrics["rules_by_side"]["chosen"]) == names
+    report = report_markdown(
+        "t",
+        metrics,
+        {"success": True, "failures": [], "kept": {"results": []}, "per_language": {"results": []}},
+        rejected,
+    )
+    per_rule = report.split("## Rejections per rule")[1].split("\n## ")[0]
+    assert [row.split(" | ")[0].removeprefix("| ") for row in per_rule.splitlines()[4:] if row] == names
+
+
+def test_the_counts_per_side_read_each_finding_not_its_line():
+    """The side a finding is counted for is the finding's, whatever brackets its detail has."""
+    from lidr.gate import Finding, Reason
+    from lidr.quality import gate_metrics
+
+    reason = Reason(Finding("length_ratio", "rejected", "es/en characters 3.00 outside [0.6, 2.4]"))
+    assert reason == "length_ratio[rejected]: es/en characters 3.00 outside [0.6, 2.4]"
+    assert json.loads(json.dumps([reason])) == [str(reason)]  # written as the line it reads as
+    rejected = [{**pair(), "rejected_by": ["length_ratio"], "reasons": [reason]}]
+    by_side = gate_metrics([], rejected, LANGS)["rules_by_side"]
+    assert by_side["rejected"]["length_ratio"] == 1 and by_side["chosen"]["length_ratio"] == 0
 
 
 # ---------------------------------------------------------------------------------------------
