@@ -124,7 +124,7 @@ def _norm(text: str) -> str:
 def heldout_prompts(heldout: tuple[PromptSource, ...], training: tuple[PromptSource, ...], seed: int) -> list[dict]:
     """The held-out block: block 0 of each held-out source, sharing no id or text with any training source."""
     if not heldout:
-        raise DataError("heldout.sources: no held-out source; list at least one (see params.yaml)")
+        raise DataError("chains.heldout.sources: no held-out source; list at least one (see params.yaml)")
     block = sample_prompts(heldout, 0, seed)
     trained: dict[str, str] = {}
     for src in training:

@@ -213,6 +213,8 @@ def marked_words(text: str) -> list[tuple[str, str]]:
     so that code lines differing only in an operator, `p > 0` and `p < 0`, do not repeat."""
     low = text.lower()
     spans = [m.span() for m in _TOKEN.finditer(low)]
+    if not spans:  # no word at all ("...", "  "): nothing can repeat
+        return []
     ends = [s for s, _ in spans[1:]] + [len(low)]
     return [(low[a:b].replace("\u2019", "'"), _WS.sub("", low[b:c])) for (a, b), c in zip(spans, ends, strict=True)]
 

@@ -25,8 +25,8 @@ the line (the item, in a JSON list) and the field.
 | data/<it>/reference_likelihood.jsonl  | likelihood                 | LIKELIHOOD    |
 
 The held-out block's files (data/heldout/) and m0's (data/m0/) are the same records. Inputs that people
-write: PARALLEL_PROMPT (chains.<chain>.parallel, heldout.parallel), ALPACA_INSTRUCTION (eval.alpaca.path) and
-REFERENCE_OUTPUT (eval.alpaca.reference).
+write: PARALLEL_PROMPT (chains.<chain>.parallel, the held-out block's included), ALPACA_INSTRUCTION
+(eval.alpaca.path) and REFERENCE_OUTPUT (eval.alpaca.reference).
 """
 
 from __future__ import annotations

@@ -32,7 +32,9 @@ def main(args) -> None:
         raise DataError("--reference-scores needs --metrics (where the held-out accuracy goes)")
     pairs = read_records(args.pairs, KEPT_PAIR)
     if not pairs:
-        raise DataError(f"{args.pairs}: no held-out pairs survived the gate; add held-out prompts (heldout.sources)")
+        raise DataError(
+            f"{args.pairs}: no held-out pairs survived the gate; add held-out prompts (chains.heldout.sources)"
+        )
     reference = read_records(args.reference_scores, SCORE) if args.reference_scores else None
     if params.generation.threads:
         import torch

@@ -171,7 +171,7 @@ def test_a_heldout_prompt_that_is_also_a_training_prompt_is_refused(tmp_path):
         DataError, match=r"held.jsonl: held-out prompt 'h1' is also in the training source .*train.jsonl"
     ):
         heldout_prompts(held, train, 0)
-    with pytest.raises(DataError, match=r"heldout.sources: no held-out source"):
+    with pytest.raises(DataError, match=r"chains.heldout.sources: no held-out source"):
         heldout_prompts((), train, 0)
 
 

@@ -262,6 +262,12 @@ def test_degenerate_judges_repetition_against_the_length(f, text, found):
     assert rules_of(findings) == ([("degenerate", "rejected")] if found else [])
 
 
+@pytest.mark.parametrize("text", ["   ", "...", "!? —", "\n\n"])
+def test_a_side_with_no_word_is_not_degenerate_and_does_not_stop_the_gate(f, text):
+    assert degenerate(text, f.degenerate) is None
+    assert rules_of(check(rule_degenerate, pair(rejected=text), f)) == []
+
+
 @pytest.mark.parametrize(
     ("source", "source_finish", "rejected"),
     [
