@@ -58,14 +58,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def workload(params, n: int, seed: int):
     """[(kind, Decoding, [Request])]: n translations, n general answers and n MGSM answers, seeded."""
-    from lidr.backends import Decoding, Request
+    from lidr.backends import Request
     from lidr.data import load_mgsm
+    from lidr.generate import decoding_for
     from lidr.io import read_jsonl
     from lidr.prompts import TRANSLATION_PRIMER, task_messages, translation_messages
-    from lidr.translate import translation_decoding
 
     rng = random.Random(seed)
-    g, langs = params.generation, params.languages
+    langs = params.languages
     general = [r["instruction"] for r in read_jsonl(ROOT / "data/builtin/general_en.jsonl")]
     mgsm = [r for lang in langs.all for r in load_mgsm(str(ROOT / "data/builtin/mgsm"), lang)]
     translations = [
@@ -74,15 +74,8 @@ def workload(params, n: int, seed: int):
     ]
     answers = [Request.chat(task_messages(t, "general", "en")) for t in rng.sample(general, n)]
     math = [Request.chat(task_messages(r["question"], "math", r["lang"])) for r in rng.sample(mgsm, n)]
-    answer = Decoding(
-        max_new_tokens=g.max_new_tokens,
-        repetition_penalty=g.repetition_penalty,
-        seed=params.seed,
-        loop_span=g.loop_span,
-    )
-    translate = translation_decoding(
-        g.translation_max_new_tokens, params.seed, g.loop_span, g.translation_repetition_penalty
-    )
+    g = params.generation
+    answer, translate = decoding_for(g, params.seed, "answer"), decoding_for(g, params.seed, "translation")
     return [
         ("translate", translate, translations),
         ("answer", answer, answers),

@@ -9,6 +9,8 @@ decoding settings and each prompt. The journal is also a cache: a prompt it alre
 settings) is not generated again. Only the prompts it lacks are sorted and chunked; a stage
 killed part-way and rerun finds whole chunks of that same sorted order done, so the remaining
 chunks are the same as in an uninterrupted run, and so is the output.
+
+`decoding_for(generation, seed, kind, evaluation)` is every stage's decoding settings, read from params in one place.
 """
 
 from __future__ import annotations
@@ -17,14 +19,59 @@ import dataclasses
 import hashlib
 import json
 import os
+import typing
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from tqdm.auto import tqdm
 
 from lidr.backends import Backend, Completion, Decoding, Request
 from lidr.model import model_fingerprint
+from lidr.prompts import TRANSLATION_STOP
+
+if TYPE_CHECKING:
+    from lidr.config import EvalParams, GenerationParams
 
 JOURNAL_DIR = Path(os.environ.get("LIDR_JOURNAL_DIR", ".lidr/journal"))
+
+# What is generated: an answer to a prompt (generate; the generation benchmark), a self-translation
+# (translate_prompts, translate_responses), an MGSM answer or an answer to an X-AlpacaEval instruction (eval)
+DecodingKind = Literal["answer", "translation", "mgsm", "instruction"]
+DECODING_KINDS: tuple[str, ...] = typing.get_args(DecodingKind)
+
+
+def decoding_for(
+    generation: GenerationParams, seed: int, kind: DecodingKind, evaluation: EvalParams | None = None
+) -> Decoding:
+    """The decoding settings of `kind`, from params (`generation`, the top-level `seed` and, for the evaluation's
+    kinds, `eval`): greedy with `seed` and `generation.loop_span` for every kind; the length limit and repetition
+    penalty differ.
+
+    - answer: generation.max_new_tokens and generation.repetition_penalty;
+    - translation: generation.translation_max_new_tokens and generation.translation_repetition_penalty (the
+      authors used none for an 8B model, docs/method.md, step 4; a 135M model loops without one), stopping at
+      the closing tag (kept in the text, which `lidr.prompts.parse_translation` reads);
+    - mgsm: eval.max_new_tokens, generation.repetition_penalty;
+    - instruction: eval.alpaca.max_new_tokens (0: eval.max_new_tokens), generation.repetition_penalty.
+    """
+    g = generation
+    if kind in ("mgsm", "instruction") and evaluation is None:
+        raise ValueError(f"the {kind} decoding reads the eval section: pass it")
+    if kind == "translation":
+        max_new_tokens, penalty = g.translation_max_new_tokens, g.translation_repetition_penalty
+        stop = (TRANSLATION_STOP,)
+    elif kind == "answer":
+        max_new_tokens, penalty, stop = g.max_new_tokens, g.repetition_penalty, ()
+    elif kind == "mgsm":
+        max_new_tokens, penalty, stop = evaluation.max_new_tokens, g.repetition_penalty, ()
+    elif kind == "instruction":
+        max_new_tokens = evaluation.alpaca.max_new_tokens or evaluation.max_new_tokens
+        penalty, stop = g.repetition_penalty, ()
+    else:
+        raise ValueError(f"unknown decoding kind {kind!r}: expected one of {', '.join(DECODING_KINDS)}")
+    return Decoding(
+        max_new_tokens=max_new_tokens, repetition_penalty=penalty, stop=stop, seed=seed, loop_span=g.loop_span
+    )
 
 
 def _request_key(prefix: str, text: str) -> str:

@@ -12,7 +12,8 @@ For a prompt id and a non-dominant language x (the dominant language d is `en` b
 dominant language has that language's code as its type (lidr.records.pair_types). Records are joined
 on id with polars; a response or translation missing for an id raises.
 
-The pair record (TRL conversational format plus provenance) is lidr.records.PAIR. A failed translation
+The pair record (TRL conversational format plus provenance) is lidr.records.PAIR, and every pair is built by
+lidr.records.make_pair, which checks it. A failed translation
 leaves that side's content null and `translation_ok` false. `*_source` is the text a translated side
 was translated from (null for an untranslated side), and `*_source_finish_reason` how its generation
 ended: the gate measures length ratios and truncation on them.
@@ -24,6 +25,7 @@ import polars as pl
 
 from lidr.errors import JoinError
 from lidr.prompts import asks_for_translation
+from lidr.records import make_pair
 
 
 def _require(df: pl.DataFrame, column: str, what: str) -> None:
@@ -99,67 +101,55 @@ def build_pairs(
             untranslated = asks_for_translation(en_prompts.get(row["id"], ""))
             common = {"id": row["id"], "source_lang": x, "kind": row["kind"], "asks_translation": untranslated}
             if untranslated:
-                x_pair = {
+                x_pair = make_pair(
                     **common,
-                    "lang": x,
-                    "pair_type": "x_untranslated",
-                    "prompt": x_messages,
-                    "chosen": _assistant(row["en_response"]),
-                    "rejected": _assistant(row["response"]),
-                    "chosen_origin": f"{dominant} response",
-                    "rejected_origin": f"{x} response",
-                    "chosen_finish_reason": row["en_finish"],
-                    "rejected_finish_reason": row["finish_reason"],
-                    "translation_ok": True,
-                    **_sources(None, None, None, None),
-                }
+                    lang=x,
+                    pair_type="x_untranslated",
+                    prompt=x_messages,
+                    chosen=row["en_response"],
+                    rejected=row["response"],
+                    chosen_origin=f"{dominant} response",
+                    rejected_origin=f"{x} response",
+                    chosen_finish_reason=row["en_finish"],
+                    rejected_finish_reason=row["finish_reason"],
+                    translation_ok=True,
+                )
             else:
-                x_pair = {
+                x_pair = make_pair(
                     **common,
-                    "lang": x,
-                    "pair_type": "x",
-                    "prompt": x_messages,
-                    "chosen": _assistant(row["en_in_x"]),
-                    "rejected": _assistant(row["response"]),
-                    "chosen_origin": f"{dominant} response translated to {x}",
-                    "rejected_origin": f"{x} response",
-                    "chosen_finish_reason": row["to_x_finish"],
-                    "rejected_finish_reason": row["finish_reason"],
-                    "translation_ok": bool(row["to_x_ok"]),
-                    **_sources(row["en_response"], row["en_finish"], None, None),
-                }
+                    lang=x,
+                    pair_type="x",
+                    prompt=x_messages,
+                    chosen=row["en_in_x"],
+                    rejected=row["response"],
+                    chosen_origin=f"{dominant} response translated to {x}",
+                    rejected_origin=f"{x} response",
+                    chosen_finish_reason=row["to_x_finish"],
+                    rejected_finish_reason=row["finish_reason"],
+                    translation_ok=bool(row["to_x_ok"]),
+                    chosen_source=row["en_response"],
+                    chosen_source_finish_reason=row["en_finish"],
+                )
             if not dominant_pairs:
                 pairs.append(x_pair)
                 continue
-            en_pair = {
+            en_pair = make_pair(
                 **common,
-                "lang": dominant,
-                "pair_type": dominant,
-                "prompt": en_messages,
-                "chosen": _assistant(row["en_response"]),
-                "rejected": _assistant(row["x_in_en"]),
-                "chosen_origin": f"{dominant} response",
-                "rejected_origin": f"{x} response translated to {dominant}",
-                "chosen_finish_reason": row["en_finish"],
-                "rejected_finish_reason": row["to_en_finish"],
-                "translation_ok": bool(row["to_en_ok"]),
-                **_sources(None, None, row["response"], row["finish_reason"]),
-            }
+                lang=dominant,
+                pair_type=dominant,
+                prompt=en_messages,
+                chosen=row["en_response"],
+                rejected=row["x_in_en"],
+                chosen_origin=f"{dominant} response",
+                rejected_origin=f"{x} response translated to {dominant}",
+                chosen_finish_reason=row["en_finish"],
+                rejected_finish_reason=row["to_en_finish"],
+                translation_ok=bool(row["to_en_ok"]),
+                rejected_source=row["response"],
+                rejected_source_finish_reason=row["finish_reason"],
+            )
             pairs += [x_pair, en_pair]
     return pairs
-
-
-def _sources(chosen: str | None, chosen_finish: str | None, rejected: str | None, rejected_finish: str | None) -> dict:
-    return {
-        "chosen_source": chosen,
-        "rejected_source": rejected,
-        "chosen_source_finish_reason": chosen_finish,
-        "rejected_source_finish_reason": rejected_finish,
-    }
-
-
-def _assistant(content: str | None) -> list[dict]:
-    return [{"role": "assistant", "content": content}]
 
 
 def translation_jobs(

@@ -236,6 +236,54 @@ PAIR = Record(  # pair: TRL conversational format plus provenance (the table of 
     },
 )
 
+
+def make_pair(
+    *,
+    id: str,
+    source_lang: str,
+    kind: str,
+    asks_translation: bool,
+    lang: str,
+    pair_type: str,
+    prompt: list[dict],
+    chosen: str | None,
+    rejected: str | None,
+    chosen_origin: str,
+    rejected_origin: str,
+    chosen_finish_reason: str,
+    rejected_finish_reason: str,
+    translation_ok: bool,
+    chosen_source: str | None = None,
+    chosen_source_finish_reason: str | None = None,
+    rejected_source: str | None = None,
+    rejected_source_finish_reason: str | None = None,
+) -> dict:
+    """A PAIR record, checked: `chosen` and `rejected` are the sides' texts (each becomes one assistant message, its
+    content null when a translation failed); a side's source and how its generation ended are given only for a
+    translated side. Every pair of lidr/pairs.py is built here."""
+    record = {  # in the pairs files' order (the check does not depend on it)
+        "id": id,
+        "source_lang": source_lang,
+        "kind": kind,
+        "asks_translation": asks_translation,
+        "lang": lang,
+        "pair_type": pair_type,
+        "prompt": prompt,
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+        "chosen_origin": chosen_origin,
+        "rejected_origin": rejected_origin,
+        "chosen_finish_reason": chosen_finish_reason,
+        "rejected_finish_reason": rejected_finish_reason,
+        "translation_ok": translation_ok,
+        "chosen_source": chosen_source,
+        "rejected_source": rejected_source,
+        "chosen_source_finish_reason": chosen_source_finish_reason,
+        "rejected_source_finish_reason": rejected_source_finish_reason,
+    }
+    return PAIR.check(record, f"pair {id!r} ({pair_type}, for {source_lang})")
+
+
 KEPT_PAIR = PAIR.only(  # filter: the pairs that passed the gate, what training reads
     "kept pair", "id", "lang", "source_lang", "pair_type", "prompt", "chosen", "rejected"
 )

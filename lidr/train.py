@@ -3,7 +3,8 @@
 Loss (docs/method.md, step 7):
 -log sigmoid(beta * (chosen log-ratio - rejected log-ratio)) - alpha * log pi(y_w|x)/|y_w|,
 computed by `lidr.dpo_loss.dpo_nll_loss` inside `LidrDPOTrainer`, a DPOTrainer whose loss is replaced: TRL's "sft"
-loss is a token mean over the whole batch, not the per-sequence length-normalised NLL of the method. The trainer
+loss is a token mean over the whole batch, not the per-sequence length-normalised NLL of the method. Its arguments are
+a `lidr.dpo_config.LidrDPOConfig`, DPOConfig with the NLL weight alpha as one more field (`nll_weight`). The trainer
 logs the loss, its DPO and NLL parts, chosen/rejected rewards, margins, preference accuracy and learning rate
 (through dvclive when a folder is given). LoRA by default (the reference is the base with the adapter disabled);
 full fine-tuning as an option; reference log-probabilities can be precomputed once so the reference model is not
@@ -38,6 +39,7 @@ SET_BY_LIDR = {
     "seed": "the top-level seed",
     "data_seed": "the top-level seed",
     "loss_type": "lidr's DPO + NLL loss (nll_weight)",
+    "nll_weight": "the top-level nll_weight",
     "bf16": "on when a GPU is there",
     "use_cpu": "on when no GPU is there",
     "report_to": "dvclive, through the stage's callback",
@@ -109,8 +111,9 @@ def _library_fields(cls, given: dict, key: str, reserved: dict[str, str]) -> dic
     return out
 
 
-def _construct(cls, kwargs: dict, key: str, given: dict):
-    """`cls(**kwargs)`, its own validation errors surfacing as a ParamsError with the key they name."""
+def _construct(cls, kwargs: dict, key: str, given: dict, name: str | None = None):
+    """`cls(**kwargs)`, its own validation errors surfacing as a ParamsError with the key they name (and the class
+    as `name`, by default its own name)."""
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as e:
@@ -119,12 +122,15 @@ def _construct(cls, kwargs: dict, key: str, given: dict):
             k for k, v in given.items() if len(f"{v}") > 2 and f"{v}" in message
         ]
         where = f"{key}.{named[0]}" if named else key
-        raise ParamsError(f"{where}: {cls.__name__} refused it: {' '.join(str(e).split())}") from None
+        raise ParamsError(f"{where}: {name or cls.__name__} refused it: {' '.join(str(e).split())}") from None
 
 
 def dpo_config(params: Params, output_dir: str, use_cpu: bool):
-    """trl.DPOConfig from `train` (every key but mode, launch and lora), with the fields lidr sets itself."""
+    """`LidrDPOConfig` (trl.DPOConfig and `nll_weight`) from `train` (every key but mode, launch and lora: each a
+    DPOConfig field), with the fields lidr sets itself."""
     from trl import DPOConfig
+
+    from lidr.dpo_config import LidrDPOConfig
 
     fields = _library_fields(DPOConfig, params.train.dpo, "train", SET_BY_LIDR)
     for name in MUST_BE_POSITIVE:
@@ -133,6 +139,7 @@ def dpo_config(params: Params, output_dir: str, use_cpu: bool):
     kwargs = dict(
         output_dir=output_dir,
         beta=params.beta,
+        nll_weight=params.nll_weight,
         loss_type=["sigmoid"],  # the loss itself is LidrDPOTrainer's; this only keeps TRL's checks consistent
         seed=params.seed,
         data_seed=params.seed,
@@ -144,7 +151,7 @@ def dpo_config(params: Params, output_dir: str, use_cpu: bool):
         disable_tqdm=False,
         dataloader_num_workers=0,
     )
-    return _construct(DPOConfig, {**kwargs, **fields}, "train", params.train.dpo)
+    return _construct(LidrDPOConfig, {**kwargs, **fields}, "train", params.train.dpo, name="DPOConfig")
 
 
 def lora_config(params: Params):
@@ -168,7 +175,8 @@ def check_train(params: Params) -> None:
 
 
 def trainer_class():
-    """DPOTrainer with the exact loss of docs/method.md, step 7 (TRL is imported only when training)."""
+    """DPOTrainer with the exact loss of docs/method.md, step 7, weighting the NLL by `args.nll_weight` (a
+    `LidrDPOConfig`); TRL is imported only when training."""
     from trl import DPOTrainer
 
     from lidr.dpo_loss import dpo_nll_loss, sequence_logps
@@ -192,7 +200,7 @@ def trainer_class():
                     model if self.ref_model is None else self.ref_model, inputs
                 )
             out = dpo_nll_loss(
-                chosen_logps, rejected_logps, ref_chosen, ref_rejected, chosen_lengths, self.beta, self.nll_weight
+                chosen_logps, rejected_logps, ref_chosen, ref_rejected, chosen_lengths, self.beta, self.args.nll_weight
             )
             loss = out.loss
             if self.aux_loss_enabled:
@@ -242,7 +250,7 @@ def make_trainer(
         # to `live_dir` only at the end: a killed run never leaves a partial DVC output.
         live = Live(str(live_staging(ckpt_dir)), save_dvc_exp=False, dvcyaml=None, resume=resume)
         callbacks.append(DVCLiveCallback(live=live))
-    trainer = trainer_class()(
+    return trainer_class()(
         model=model,
         ref_model=ref_model,
         args=args,
@@ -251,8 +259,6 @@ def make_trainer(
         peft_config=peft_config,
         callbacks=callbacks,
     )
-    trainer.nll_weight = params.nll_weight
-    return trainer
 
 
 def live_staging(ckpt_dir: Path) -> Path:

@@ -4,27 +4,14 @@ from __future__ import annotations
 
 from lidr.backends import Backend, Decoding, Request
 from lidr.generate import generate
-from lidr.prompts import TRANSLATION_PRIMER, TRANSLATION_STOP, parse_translation, translation_messages
-
-
-def translation_decoding(
-    max_new_tokens: int, seed: int, loop_span: int = 0, repetition_penalty: float = 1.0
-) -> Decoding:
-    # Greedy, by default with no repetition penalty (docs/method.md, step 4: the authors' setting for an 8B
-    # model; a 135M model loops without one); stop at the closing tag.
-    return Decoding(
-        max_new_tokens=max_new_tokens,
-        repetition_penalty=repetition_penalty,
-        stop=(TRANSLATION_STOP,),
-        seed=seed,
-        loop_span=loop_span,
-    )
+from lidr.prompts import TRANSLATION_PRIMER, parse_translation, translation_messages
 
 
 def translate(
     backend: Backend, jobs: list[dict], decoding: Decoding, model_dir: str, desc: str, cost=None
 ) -> list[dict]:
-    """Each job `{"source_text", "target_lang", ...}` comes back with `text`, `ok`, `finish_reason`, `n_tokens`."""
+    """Each job `{"source_text", "target_lang", ...}` comes back with `text`, `ok`, `finish_reason`, `n_tokens`;
+    `decoding` is `lidr.generate.decoding_for(generation, seed, "translation")`."""
     requests = [
         Request.chat(translation_messages(j["source_text"], j["target_lang"]), TRANSLATION_PRIMER) for j in jobs
     ]

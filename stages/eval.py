@@ -22,16 +22,15 @@ file can serve as reference outputs. Each part's cost goes to its own file.
         --alpaca-cost metrics/cost/general-m1/eval_alpaca.json
 """
 
-from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
 
 from lidr import stage
-from lidr.backends import Decoding, Request, make_backend
+from lidr.backends import Request, make_backend
 from lidr.data import load_alpaca, load_mgsm
 from lidr.evaluate import detect_language, extract_last_number, is_correct
-from lidr.generate import generate
+from lidr.generate import decoding_for, generate
 from lidr.io import write_json
 from lidr.prompts import task_messages
 from lidr.records import ALPACA_ANSWER, EVAL_ANSWER, write_records
@@ -118,12 +117,7 @@ def fidelity(records: list[dict]) -> dict:
 def main(args) -> None:
     params = stage.params_of(args)
     m = params.eval.mgsm
-    decoding = Decoding(
-        max_new_tokens=params.eval.max_new_tokens,
-        repetition_penalty=params.generation.repetition_penalty,
-        seed=params.seed,
-        loop_span=params.generation.loop_span,
-    )
+    decoding = decoding_for(params.generation, params.seed, "mgsm", params.eval)
     # the inputs are read (and their errors reported) before any model loads
     mgsm_rows = [r for lang in m.languages for r in load_mgsm(m.path, lang, m.limit)] if m.enabled else []
     a = params.eval.alpaca
@@ -141,7 +135,7 @@ def main(args) -> None:
 
     cost = stage.Cost()
     requests = [Request.chat(task_messages(r["instruction"], "general", r["lang"])) for r in rows]
-    answer_decoding = replace(decoding, max_new_tokens=a.max_new_tokens or decoding.max_new_tokens)
+    answer_decoding = decoding_for(params.generation, params.seed, "instruction", params.eval)
     completions = generate(
         backend, requests, answer_decoding, model_dir=args.model, desc="answer instructions", cost=cost
     )

@@ -13,9 +13,9 @@ Input: lidr.records.PROMPT. Output: lidr.records.RESPONSE
 import polars as pl
 
 from lidr import stage
-from lidr.backends import Decoding, Request, make_backend
+from lidr.backends import Request, make_backend
 from lidr.errors import DataError
-from lidr.generate import generate
+from lidr.generate import decoding_for, generate
 from lidr.io import write_json
 from lidr.prompts import task_messages
 from lidr.records import PROMPT, RESPONSE, read_records, write_records
@@ -27,12 +27,7 @@ def main(args) -> None:
     if not prompts:
         raise DataError(f"{args.prompts}: no prompts to answer (the file is empty or every translation failed)")
     messages = [task_messages(p["text"], p["kind"], p["lang"]) for p in prompts]
-    decoding = Decoding(
-        max_new_tokens=params.generation.max_new_tokens,
-        repetition_penalty=params.generation.repetition_penalty,
-        seed=params.seed,
-        loop_span=params.generation.loop_span,
-    )
+    decoding = decoding_for(params.generation, params.seed, "answer")
     cost = stage.Cost()
     backend = make_backend(args.model, params.generation, params.model, params.seed)
     completions = generate(

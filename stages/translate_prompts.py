@@ -17,9 +17,10 @@ import polars as pl
 
 from lidr import stage
 from lidr.data import load_parallel
+from lidr.generate import decoding_for
 from lidr.io import write_json
 from lidr.records import PROMPT, PROMPT_EN, SOURCE_LANG, read_records, write_records
-from lidr.translate import translate, translation_decoding
+from lidr.translate import translate
 
 
 def main(args) -> None:
@@ -66,12 +67,7 @@ def main(args) -> None:
 
         backend = make_backend(args.model, params.generation, params.model, params.seed)
         backend_name = backend.name
-        decoding = translation_decoding(
-            params.generation.translation_max_new_tokens,
-            params.seed,
-            params.generation.loop_span,
-            params.generation.translation_repetition_penalty,
-        )
+        decoding = decoding_for(params.generation, params.seed, "translation")
         for t in translate(backend, jobs, decoding, args.model, desc="translate prompts", cost=cost):
             out[(t["id"], t["target_lang"])] = {
                 "id": t["id"],

@@ -12,10 +12,11 @@ import polars as pl
 
 from lidr import stage
 from lidr.backends import make_backend
+from lidr.generate import decoding_for
 from lidr.io import write_json
 from lidr.pairs import translation_jobs
 from lidr.records import RESPONSE, TRANSLATION, read_records, write_records
-from lidr.translate import translate, translation_decoding
+from lidr.translate import translate
 
 
 def main(args) -> None:
@@ -24,10 +25,7 @@ def main(args) -> None:
     dominant_pairs = params.chain_named(args.chain).dominant_pairs
     jobs = translation_jobs(responses, params.languages.dominant, params.languages.others, dominant_pairs)
     backend = make_backend(args.model, params.generation, params.model, params.seed)
-    g = params.generation
-    decoding = translation_decoding(
-        g.translation_max_new_tokens, params.seed, g.loop_span, g.translation_repetition_penalty
-    )
+    decoding = decoding_for(params.generation, params.seed, "translation")
     cost = stage.Cost()
     records = translate(backend, jobs, decoding, args.model, desc="translate responses", cost=cost)
     write_records(args.out, TRANSLATION, records)

@@ -11,8 +11,7 @@ from lidr.backends.decode import greedy_decode, is_loop
 from lidr.config import load_params
 from lidr.errors import ParamsError
 from lidr.generate import generate
-from lidr.prompts import TRANSLATION_PRIMER, translation_messages
-from lidr.translate import translation_decoding
+from lidr.prompts import TRANSLATION_PRIMER, TRANSLATION_STOP, translation_messages
 from tests.conftest import ROOT
 from tests.test_generate import FakeBackend
 
@@ -96,7 +95,7 @@ def test_stop_string_and_end_of_turn_match_plain_greedy_on_the_embedded_model(pa
     tok = backend.tokenizer
     translation = Request.chat(translation_messages("The cat sleeps on the warm roof.", "es"), TRANSLATION_PRIMER)
     answer = Request.chat([{"role": "user", "content": "Say only the word yes."}])
-    t_dec = translation_decoding(40, 0)
+    t_dec = Decoding(max_new_tokens=40, stop=(TRANSLATION_STOP,))
     a_dec = Decoding(max_new_tokens=40, repetition_penalty=1.1)
     rows = [tok(backend.render(r), add_special_tokens=False)["input_ids"] for r in (translation, answer)]
     with torch.inference_mode():

@@ -95,6 +95,7 @@ def test_trainer_reports_the_hand_computed_loss(params, tiny_model, tmp_path):
         None,
         ref_model=AutoModelForCausalLM.from_pretrained(ref_dir),
     )
+    assert trainer.args.nll_weight == 0.7 and "nll_weight" not in vars(trainer)  # the config's field, read by the loss
     batch = next(iter(trainer.get_train_dataloader()))
     policy = AutoModelForCausalLM.from_pretrained(tiny_model)
     token_logps, mask, chosen, rejected, chosen_len = by_hand(policy, batch)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lidr.backends import Completion, Decoding, Request, cut_at_stop, make_backend
-from lidr.generate import generate
+from lidr.generate import decoding_for, generate
 
 
 class FakeBackend:
@@ -112,3 +112,55 @@ def test_cost_counts_only_the_tokens_generated_here(tmp_path):
     generate(FakeBackend(), REQUESTS, DECODING, model_dir=tmp_path, cost=again)
     assert (again.requests, again.generated, again.tokens) == (6, 2, 5 + 7)
     assert again.as_metrics()["generated_requests"] == 2
+
+
+def test_each_kind_of_generation_reads_its_own_decoding_settings(params):
+    """`decoding_for` is where the kinds differ: the length limit and repetition penalty; the rest is shared."""
+    from lidr.prompts import TRANSLATION_STOP
+
+    g, e = params.generation, params.eval
+    p = dataclasses.replace(
+        params,
+        seed=7,
+        generation=dataclasses.replace(
+            g,
+            max_new_tokens=11,
+            translation_max_new_tokens=22,
+            repetition_penalty=1.3,
+            translation_repetition_penalty=1.0,
+        ),
+        eval=dataclasses.replace(e, max_new_tokens=33, alpaca=dataclasses.replace(e.alpaca, max_new_tokens=44)),
+    )
+    shared = {"seed": 7, "loop_span": g.loop_span}
+    assert decoding_for(p.generation, 7, "answer") == Decoding(max_new_tokens=11, repetition_penalty=1.3, **shared)
+    assert decoding_for(p.generation, 7, "translation") == Decoding(
+        max_new_tokens=22, repetition_penalty=1.0, stop=(TRANSLATION_STOP,), **shared
+    )
+    assert decoding_for(p.generation, 7, "mgsm", p.eval) == Decoding(
+        max_new_tokens=33, repetition_penalty=1.3, **shared
+    )
+    assert decoding_for(p.generation, 7, "instruction", p.eval) == Decoding(
+        max_new_tokens=44, repetition_penalty=1.3, **shared
+    )
+    no_limit = dataclasses.replace(
+        p, eval=dataclasses.replace(p.eval, alpaca=dataclasses.replace(e.alpaca, max_new_tokens=0))
+    )
+    assert (
+        decoding_for(no_limit.generation, 7, "instruction", no_limit.eval).max_new_tokens == 33
+    )  # 0: eval.max_new_tokens
+    with pytest.raises(ValueError, match="the mgsm decoding reads the eval section"):
+        decoding_for(p.generation, 7, "mgsm")
+    with pytest.raises(ValueError, match="unknown decoding kind 'judge'"):
+        decoding_for(p.generation, 7, "judge")
+
+
+def test_every_stage_builds_its_decoding_with_decoding_for():
+    """No stage or benchmark builds the settings of a kind by hand (gpu_check's come from its command line)."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    for path in [*(ROOT / "stages").glob("*.py"), ROOT / "benchmarks/generation.py", ROOT / "lidr/translate.py"]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "Decoding"]
+        assert not calls, f"{path.name} builds Decoding(...) itself: use lidr.generate.decoding_for"

@@ -125,3 +125,30 @@ def test_without_dominant_pairs_only_the_x_pairs_are_built_and_no_x_answer_is_tr
     assert [p for p in full if p["pair_type"] == "x"] == pairs  # the x pairs are the same either way
     with pytest.raises(JoinError, match="es->en translation"):
         build_pairs(PROMPTS, responses, translations, "en", ("es", "de"))
+
+
+def test_every_pair_is_made_by_the_record_constructor_and_checked(monkeypatch):
+    import lidr.pairs
+    from lidr.errors import DataError
+    from lidr.records import PAIR, make_pair
+
+    made = []
+
+    def counting(**fields):
+        made.append(make_pair(**fields))
+        return made[-1]
+
+    monkeypatch.setattr(lidr.pairs, "make_pair", counting)
+    responses = [resp("a", "en", "E"), resp("a", "es", "S"), resp("t", "en", "gato"), resp("t", "es", "cat")]
+    translations = [tr(i, s, t, f"{i}:{s}->{t}") for i in ("a", "t") for s, t in (("en", "es"), ("es", "en"))]
+    pairs = build_pairs(PROMPTS, responses, translations, "en", ("es",))
+    assert [p["pair_type"] for p in pairs] == ["x", "en", "x_untranslated", "en"]
+    assert all(p is m for p, m in zip(pairs, made, strict=True))
+    for p in pairs:
+        assert PAIR.check(p, "pair") is p
+    with pytest.raises(DataError, match="field 'pair_type' is str 'y'"):
+        make_pair(
+            **{**{k: v for k, v in pairs[0].items() if k not in ("chosen", "rejected")}, "pair_type": "y"},
+            chosen="c",
+            rejected="r",
+        )
