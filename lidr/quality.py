@@ -64,9 +64,7 @@ def gate_metrics(kept: list[dict], rejected: list[dict], langs: tuple[str, ...])
     by_rule = Counter(rule for p in rejected for rule in p["rejected_by"])
     by_lang_rule = Counter((p["lang"], rule) for p in rejected for rule in p["rejected_by"])
     findings = [reason.finding for p in rejected for reason in p["reasons"]]
-    # findings on the pair as a whole (side None) stay out of the counts per side, as they always have: the
-    # "pair" row is all zeros
-    by_side = Counter((x.side, x.rule) for x in findings if x.side)
+    by_side = Counter((x.side or "pair", x.rule) for x in findings)  # side None: a finding on the whole pair
     return {
         "kept": {row["lang"]: row["kept"] for row in per_lang},
         "rejected": {row["lang"]: row["total"] - row["kept"] for row in per_lang},

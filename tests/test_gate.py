@@ -411,6 +411,16 @@ def test_the_counts_per_side_read_each_finding_not_its_line():
     assert by_side["rejected"]["length_ratio"] == 1 and by_side["chosen"]["length_ratio"] == 0
 
 
+def test_a_finding_on_the_whole_pair_is_counted_under_pair():
+    from lidr.gate import Finding, Reason
+    from lidr.quality import gate_metrics
+
+    reason = Reason(Finding("duplicate", None, "same language, prompt and chosen text as an earlier pair"))
+    rejected = [{**pair(), "rejected_by": ["duplicate"], "reasons": [reason]}]
+    by_side = gate_metrics([], rejected, LANGS)["rules_by_side"]
+    assert by_side["pair"]["duplicate"] == 1 and by_side["chosen"]["duplicate"] == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Params
 
