@@ -11,21 +11,10 @@ import threading
 import pytest
 
 from lidr.errors import JudgeError
-from lidr.judge import (
-    LIDR_PROMPT,
-    MULTILINGUAL_RULE,
-    TOKENS,
-    LocalJudge,
-    OpenAIJudge,
-    alpaca_eval_prompt,
-    both_orders,
-    head_to_head,
-    judge_messages,
-    judge_pairs,
-    parse_openai_logprobs,
-    preference,
-    win_rates,
-)
+from lidr.judge.clients import LocalJudge, OpenAIJudge, parse_openai_logprobs
+from lidr.judge.compare import judge_pairs
+from lidr.judge.prompts import LIDR_PROMPT, MULTILINGUAL_RULE, TOKENS, alpaca_eval_prompt, judge_messages
+from lidr.judge.winrate import both_orders, head_to_head, preference, win_rates
 
 # The layout of alpaca-eval 0.6.6: the annotator's configs.yaml names a prompt file of another folder.
 FAKE_CONFIG = """weighted_alpaca_eval_gpt4_turbo:
