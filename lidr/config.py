@@ -131,6 +131,7 @@ class GenerationParams:
         lambda v: None if v == 0 or v >= 6 else f"expected 0 (off) or a value >= 6, got {v}", 48
     )
     draft_tokens: int = at_least(0, 4)  # prompt-lookup guesses checked per row and step while few rows run; 0: off
+    prefill_tokens: int = at_least(0, 4096)  # prompts prefilled together within this many padded tokens; 0: all
 
 
 @dataclass(frozen=True)
@@ -322,7 +323,10 @@ class Params:
                 f"{HELDOUT_CHAIN}: {{sources: [...], parallel: null, dominant_pairs: false}}"
             )
         if len(self.chains) == 1:
-            raise ParamsError("chains: expected a chain to train on, e.g. general: {sources: [...], parallel: null}")
+            raise ParamsError(
+                "chains: expected a chain to train on, "
+                "e.g. general: {sources: [...], parallel: null, dominant_pairs: true}"
+            )
         self._check_iterations()
         self._check_evaluated()
         ll = self.eval.likelihood

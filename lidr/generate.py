@@ -132,6 +132,8 @@ def generate(
             backend.chunk_size,
             # only when guessing: journals written without guesses (vLLM, draft_tokens 0) keep their keys
             *([backend.draft_tokens] if getattr(backend, "draft_tokens", 0) else []),
+            # likewise the prefill groups' size (the transformers backend's; 0 or vLLM: one forward pass)
+            *([{"prefill_tokens": backend.prefill_tokens}] if getattr(backend, "prefill_tokens", 0) else []),
         ],
         sort_keys=True,
     )

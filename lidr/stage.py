@@ -60,6 +60,12 @@ def peak_memory_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def timed_cost(started: float, **counts: int) -> dict:
+    """The cost file of a stage that generates nothing (training, scoring): seconds since `started`
+    (a `time.perf_counter()`), what it counted, and peak memory."""
+    return {"seconds": round(time.perf_counter() - started, 1), **counts, "peak_memory_mb": peak_memory_mb()}
+
+
 @dataclass
 class Cost:
     """Seconds, generated tokens and peak memory of one generation stage.

@@ -3,12 +3,15 @@ per-token log-likelihood of the first eval.likelihood.max_tokens tokens of the r
 instruction through the answering prompt of language fidelity. Items: the first eval.likelihood.limit ids of
 eval.alpaca's seeded order (lidr.data.sample_ids), the same in every language. Forward passes only.
 
-Output: lidr.records.LIKELIHOOD. Metrics: {"likelihood": {lang: {"n", "mean", "ci95"}}}
+Output: lidr.records.LIKELIHOOD. Metrics: {"likelihood": {lang: {"n", "mean", "ci95"}}}. Cost: seconds, items
+scored and peak memory.
 stages.compare pairs an iteration's scores with m0's (the gain, and the contrast with the dominant language).
 
     python -m stages.likelihood --model models/m0 --scores data/m0/reference_likelihood.jsonl \
-        --metrics metrics/likelihood/m0.json
+        --metrics metrics/likelihood/m0.json --cost metrics/cost/m0/likelihood.json
 """
+
+import time
 
 import polars as pl
 
@@ -41,6 +44,7 @@ def items(params) -> list[dict]:
 
 
 def main(args) -> None:
+    started = time.perf_counter()
     params = stage.params_of(args)
     rows = items(params)
     if params.generation.threads:
@@ -59,11 +63,12 @@ def main(args) -> None:
     write_records(args.scores, LIKELIHOOD, scores)
     metrics = {"likelihood": per_language(scores)}
     write_json(args.metrics, metrics)
+    write_json(args.cost, stage.timed_cost(started, scored=len(scores)))
     print(pl.DataFrame([{"lang": k, **v} for k, v in metrics["likelihood"].items()]).drop("ci95"))
 
 
 if __name__ == "__main__":
     ap = stage.parser(__doc__)
-    for flag in ("--model", "--scores", "--metrics"):
+    for flag in ("--model", "--scores", "--metrics", "--cost"):
         ap.add_argument(flag, required=True)
     stage.run(main, ap)

@@ -8,13 +8,16 @@ Input: lidr.records.KEPT_PAIR (the held-out block's, stages.filter), and with a 
 lidr.records.SCORE. Output: lidr.records.SCORE, or with a reference lidr.records.HELDOUT_SCORE (+ "margin")
 Metrics: {"heldout": {pair_type: {lang|"all": {"accuracy": {"k", "n", "share", "ci95"},
                                                "margin": {"n", "mean", "ci95"}, "p_sign"}}}}
+Cost: seconds, sequences scored (two per pair) and peak memory.
 
     python -m stages.preference --model models/m0 --pairs data/heldout/pairs_kept.jsonl \
-        --scores data/heldout/scores_m0.jsonl
+        --scores data/heldout/scores_m0.jsonl --cost metrics/cost/m0/preference.json
     python -m stages.preference --model models/general-m1 --pairs data/heldout/pairs_kept.jsonl \
         --reference-scores data/heldout/scores_m0.jsonl --scores data/general-m1/heldout_scores.jsonl \
-        --metrics metrics/preference/general-m1.json
+        --metrics metrics/preference/general-m1.json --cost metrics/cost/general-m1/preference.json
 """
+
+import time
 
 import polars as pl
 
@@ -27,6 +30,7 @@ from lidr.records import HELDOUT_SCORE, KEPT_PAIR, SCORE, read_records, write_re
 
 
 def main(args) -> None:
+    started = time.perf_counter()
     params = stage.params_of(args)
     if args.reference_scores and not args.metrics:
         raise DataError("--reference-scores needs --metrics (where the held-out accuracy goes)")
@@ -42,6 +46,7 @@ def main(args) -> None:
         torch.set_num_threads(params.generation.threads)
     model, tokenizer = load_causal_lm(args.model, params.model), load_tokenizer(args.model, params.model)
     scores = score_pairs(model, tokenizer, pairs, batch_size=args.batch_size)
+    write_json(args.cost, stage.timed_cost(started, scored=2 * len(scores)))
     if reference is None:
         write_records(args.scores, SCORE, scores)
         return
@@ -73,7 +78,7 @@ def main(args) -> None:
 
 if __name__ == "__main__":
     ap = stage.parser(__doc__)
-    for flag in ("--model", "--pairs", "--scores"):
+    for flag in ("--model", "--pairs", "--scores", "--cost"):
         ap.add_argument(flag, required=True)
     ap.add_argument("--reference-scores", help="m0's scores of the same pairs (absent when scoring m0)")
     ap.add_argument("--metrics", help="with --reference-scores: where the accuracy metrics go")

@@ -79,9 +79,7 @@ def main(args) -> None:
         # Not the run key: it hashes the weight files' mtimes, so identical runs would differ.
         stage.write_meta(tmp / "lidr.meta.json", "trl.DPOTrainer", args.model, pairs=args.pairs)
     write_json(args.metrics, {k: summary[k] for k in ("steps", "pairs", "train_loss", "final_loss", "final_nll")})
-    write_json(
-        args.cost, {"seconds": round(time.perf_counter() - started, 1), "peak_memory_mb": stage.peak_memory_mb()}
-    )
+    write_json(args.cost, stage.timed_cost(started))
     print(summary)
 
 

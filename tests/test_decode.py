@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lidr.backends import Decoding, Request, make_backend
-from lidr.backends.decode import greedy_decode, is_loop
+from lidr.backends.decode import greedy_decode, is_loop, prefill_groups
 from lidr.config import load_params
 from lidr.errors import ParamsError
 from lidr.generate import generate
@@ -219,3 +219,41 @@ def test_cpu_linear_kernels_match_f_linear_and_a_packed_weight_follows_changes(r
         layer.weight.mul_(-2)  # in place: a packed copy made before must not be used again
     for kernel in kernels:
         torch.testing.assert_close(kernel(layer, x), F.linear(x, layer.weight, layer.bias), rtol=1e-4, atol=1e-5)
+
+
+def test_prefill_groups_are_consecutive_and_keep_rows_times_longest_within_the_budget():
+    lengths = [300, 120, 100, 90, 40, 40, 10]
+    groups = prefill_groups(lengths, 256)
+    assert [i for g in groups for i in g] == list(range(len(lengths)))  # every prompt once, in order
+    # 300 alone; 2 x 120 fits, 3 x 120 not; 2 x 90 fits, 3 x 90 not; then 40 and 10
+    assert groups == [[0], [1, 2], [3, 4], [5, 6]]
+    for g in groups[1:]:
+        assert len(g) * max(lengths[i] for i in g) <= 256
+    assert prefill_groups(lengths, 0) == [list(range(len(lengths)))]  # 0: one forward pass for all
+    assert prefill_groups([], 256) == []
+
+
+def test_grouped_prefill_matches_per_request_greedy_on_the_embedded_model(params, embedded_model, monkeypatch):
+    """Prompts of very different lengths prefilled in groups, then joined into one running batch:
+    each row's text is still plain greedy's (on the real model, whose attention to a wrong position
+    or to padding would show)."""
+    import lidr.backends.decode as decode
+
+    backend = make_backend(str(embedded_model), params.generation, params.model, params.seed)
+    tok = backend.tokenizer
+    long_text = "Here is a long story about a cat who lived on a warm roof in a small town by the sea. " * 6
+    texts = (long_text + "Summarise it in one sentence.", "Why is the sky blue?", "Say only the word yes.")
+    requests = [Request.chat([{"role": "user", "content": t}]) for t in texts]
+    rows = [tok(backend.render(r), add_special_tokens=False)["input_ids"] for r in requests]
+    assert len(rows[0]) > 2 * len(rows[1])
+    prefills, real = [], decode._prefill
+    monkeypatch.setattr(
+        decode, "_prefill", lambda model, prompts, *a: prefills.append(len(prompts)) or real(model, prompts, *a)
+    )
+    decoding = Decoding(max_new_tokens=16, repetition_penalty=1.1)
+    budget = 2 * len(rows[1])  # the long prompt alone, the two short ones together
+    with torch.inference_mode():
+        out = greedy_decode(backend.model, tok, rows, decoding, backend.eos_ids, prefill_tokens=budget)
+    assert prefills == [1, 2]
+    for request, completion in zip(requests, out, strict=True):
+        assert completion.text == tok.decode(reference(backend, request, decoding), skip_special_tokens=True)

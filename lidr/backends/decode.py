@@ -4,7 +4,9 @@
 (argmax after the repetition penalty over the prompt and the tokens so far), but a row that
 ends (end of turn, stop string, a detected loop, the token limit) leaves the batch at once, so
 the batch does not run on at full width for its longest member; when more prompts are handed
-over than `max_running` rows, a waiting prompt takes its place. Pad tokens are never penalised
+over than `max_running` rows, a waiting prompt takes its place. Prompts are prefilled in groups of
+similar length, each within `prefill_tokens` padded tokens, so that a few long prompts do not pad a
+whole batch to their length (attention's cost grows with the square of it). Pad tokens are never penalised
 or attended to, so a row's output does not depend on its batch neighbours' lengths. While few
 rows run, each also checks tokens guessed by prompt lookup (`draft`), keeping those greedy
 decoding picks. The KV cache writes each new token into spare room instead of concatenating.
@@ -29,6 +31,7 @@ def greedy_decode(
     eos_ids: list[int],
     max_running: int | None = None,
     draft: int = 0,
+    prefill_tokens: int = 0,
 ) -> list[Completion]:
     """Greedy completions of the token-id prompts in `batch`, in order.
 
@@ -43,6 +46,10 @@ def greedy_decode(
     can yield several tokens; a guess is only ever kept when it is the greedy choice, so the
     output is the same. Rejected guesses stay in the cache as masked holes, squeezed out when
     they fill half of it.
+
+    With `prefill_tokens` > 0, the prompts admitted together are prefilled in consecutive groups
+    of at most that many tokens, padding included (`prefill_groups`; a longer prompt is a group of
+    its own), and the groups joined into one running batch; 0: one forward pass for all of them.
     """
     pad = tokenizer.pad_token_id
     max_running = max_running or len(batch)
@@ -112,8 +119,10 @@ def greedy_decode(
         free = max_running - (len(run.rows) if run else 0)
         if waiting and free >= min(refill, len(waiting)):
             admitted = [waiting.pop() for _ in range(min(free, len(waiting)))]
-            new = choose(_prefill(model, [batch[i] for i in admitted], admitted, pad, decoding.repetition_penalty))
-            run = new if run is None or new is None else run.join(new)
+            for group in prefill_groups([len(batch[i]) for i in admitted], prefill_tokens):
+                rows = [admitted[k] for k in group]
+                new = choose(_prefill(model, [batch[i] for i in rows], rows, pad, decoding.repetition_penalty))
+                run = new if run is None or new is None else run.join(new)
         if run is None:
             continue
         width = min(draft, DRAFT_ROWS // len(run.rows) - 1)
@@ -298,6 +307,24 @@ class _Running:
         self.rows = self.rows + other.rows
         self.drafts = self.drafts + other.drafts
         return self
+
+
+def prefill_groups(lengths: list[int], budget: int) -> list[list[int]]:
+    """Consecutive groups of the indices of `lengths` whose rows x longest length stays within `budget`
+    tokens (a prompt longer than `budget` alone); with `budget` 0, one group of all. Prompts come
+    sorted longest first from `lidr.generate`, so a group's rows are of similar length."""
+    if not budget:
+        return [list(range(len(lengths)))] if lengths else []
+    groups: list[list[int]] = []
+    width = 0
+    for i, n in enumerate(lengths):
+        if groups and max(width, n) * (len(groups[-1]) + 1) <= budget:
+            groups[-1].append(i)
+            width = max(width, n)
+        else:
+            groups.append([i])
+            width = n
+    return groups
 
 
 def _prefill(model, prompts: list[list[int]], rows: list[int], pad: int, penalty: float) -> _Running:

@@ -30,6 +30,7 @@ class TransformersBackend:
         self.batch_size = generation.batch_size
         self.chunk_size = generation.chunk_size
         self.draft_tokens = generation.draft_tokens
+        self.prefill_tokens = generation.prefill_tokens
         self.eos_ids = end_of_turn_ids(self.tokenizer, self.model)
 
     def render(self, request: Request) -> str:
@@ -45,7 +46,14 @@ class TransformersBackend:
     def _generate_batch(self, batch: list[list[int]], decoding: Decoding) -> list[Completion]:
         with cpu_kernels(self.model):
             return greedy_decode(
-                self.model, self.tokenizer, batch, decoding, self.eos_ids, self.batch_size, self.draft_tokens
+                self.model,
+                self.tokenizer,
+                batch,
+                decoding,
+                self.eos_ids,
+                self.batch_size,
+                self.draft_tokens,
+                self.prefill_tokens,
             )
 
     @torch.inference_mode()
