@@ -2,12 +2,18 @@
 DVC experiment of a training-strength sweep, with the minutes each experiment took.
 
 Every file is read from the experiments' git commits (`refs/exps/...`; metrics are `cache: false` outputs, so
-they are in those commits) or, for `HEAD`, from the commit itself (the reference run). Minutes: given on the
-command line as NAME=MINUTES (measured around `dvc queue start`; see docs/dvc.md, "Dose-response").
+they are in those commits) or, for a reference run (`HEAD`, or a commit), from the commit itself. Minutes: given
+on the command line as NAME=MINUTES (measured around `dvc queue start`; see docs/dvc.md, "Dose-response").
 
-    dvc exp run --queue -n epochs-4 -S train.num_train_epochs=4 compare@general-m1 preference@general-m1
+The iteration judged must be evaluated. The default evaluates m0 and general-m2 only, so a one-iteration point
+on general-m1 lists it in the evaluation too, and its reference row is a commit whose run evaluated general-m1
+(770af47, the last reference that did; its general-m1 is the same model):
+
+    dvc exp run --queue -n epochs-4 -S train.num_train_epochs=4 \
+        -S 'eval.models=[m0,general-m1,general-m2]' -S '+eval.iterations.general-m1=m0' \
+        -S 'eval.iterations.general-m2=general-m1' compare@general-m1 preference@general-m1
     dvc queue start
-    python -m benchmarks.dose_response HEAD epochs-4 --iteration general-m1 --minutes epochs-4=16.2
+    python -m benchmarks.dose_response 770af47 epochs-4 --iteration general-m1 --minutes epochs-4=16.2
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from benchmarks.exp_table import changed_params, git, ref_of, show
+from benchmarks.exp_table import changed_params, git, is_experiment, ref_of, show
 from lidr.decision import decide
 
 
@@ -27,13 +33,14 @@ def fmt(m: dict | None, key: str = "mean") -> str:
 
 
 def row(name: str, iteration: str, minutes: dict[str, str]) -> list[str]:
-    rev = "HEAD" if name == "HEAD" else ref_of(name)
-    base = git("rev-parse", f"{rev}^").strip() if name != "HEAD" else rev
+    experiment = is_experiment(name)  # else a commit of a reference run: HEAD, or one that evaluated the iteration
+    rev = ref_of(name) if experiment else name
+    base = git("rev-parse", f"{rev}^").strip() if experiment else rev
 
     def read(path: str) -> dict:
         text = show(rev, path)
         if text is None:
-            raise SystemExit(f"{name}: {path} is not in {rev}; did the experiment run that stage?")
+            raise SystemExit(f"{name}: {path} is not in {rev}; did it evaluate {iteration} (eval.models)?")
         return json.loads(text)
 
     pref = read(f"metrics/preference/{iteration}.json")["heldout"].get("x", {})
@@ -45,14 +52,16 @@ def row(name: str, iteration: str, minutes: dict[str, str]) -> list[str]:
     acc = ", ".join(f"{x} {pref[x]['accuracy']['k']}/{pref[x]['accuracy']['n']}" for x in langs)
     fid = ", ".join(f"{x} {fmt(vs_m0['fidelity'].get(x), 'diff')}" for x in langs)
     con = ", ".join(f"{x} {fmt(contrast.get(x))}" for x in langs)
-    changed = "reference run" if name == "HEAD" else changed_params(base, rev)
+    changed = changed_params(base, rev) if experiment else "reference run"
     counts = f"{d['count']['a']}/{d['count']['b']}/{d['count']['c']}"
     return [name, changed, acc, fid, con, counts, "yes" if d["reached"] else "no", minutes.get(name, "-")]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("names", nargs="+", help="HEAD (the committed run) and experiment names (dvc exp run -n NAME)")
+    ap.add_argument(
+        "names", nargs="+", help="reference runs (HEAD, or a commit) and experiment names (dvc exp run -n NAME)"
+    )
     ap.add_argument("--iteration", default="general-m1", help="the iteration judged against m0")
     ap.add_argument("--minutes", nargs="*", default=[], help="NAME=MINUTES, measured")
     args = ap.parse_args()

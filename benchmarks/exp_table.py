@@ -27,6 +27,10 @@ def ref_of(name: str) -> str:
     return refs[0]
 
 
+def is_experiment(name: str) -> bool:
+    return any(r.endswith(f"/{name}") for r in git("for-each-ref", "--format=%(refname)", "refs/exps").split())
+
+
 def show(rev: str, path: str) -> str | None:
     proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
     return proc.stdout if proc.returncode == 0 else None

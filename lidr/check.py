@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if idle:
         iters += f"; chains without iterations (not run): {', '.join(idle)}"
     iters += f"; held-out block: {sum(s.n for s in p.heldout.sources)} prompts ({HELDOUT_CHAIN})"
+    iters += f"; evaluated: {', '.join(p.eval.models)}"
     others = ", ".join(p.languages.others)
     print(
         f"{args.params}: ok. model {p.model.base}; languages {p.languages.dominant} + {others};"

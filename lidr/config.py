@@ -268,8 +268,11 @@ class LikelihoodParams:
 
 @dataclass(frozen=True)
 class EvalParams:
-    # every model evaluated: m0 and each iteration (dvc.yaml's eval and judge stages run once per entry)
+    # the models evaluated: m0 and the iterations listed (dvc.yaml's eval, likelihood and judge stages: one per entry)
     models: tuple[str, ...]
+    # the iterations evaluated, each -> the model it meets head to head: the one evaluated before it on its chain
+    # (dvc.yaml's compare, preference, card and head_to_head stages run once per entry); `_check_evaluated` says which
+    iterations: dict[str, str]
     max_new_tokens: int = positive(128)  # MGSM answers
     mgsm: MgsmParams = field(default_factory=MgsmParams)
     alpaca: AlpacaParams = field(default_factory=AlpacaParams)
@@ -353,12 +356,37 @@ class Params:
                 raise ParamsError(f"eval.models: {name!r} is neither {BASE_MODEL_KEY!r} nor an iteration")
             if listed.count(name) > 1:
                 raise ParamsError(f"eval.models: {name!r} is listed twice")
-        missing = [m for m in models if m not in listed]
-        if missing:
+        if BASE_MODEL_KEY not in listed:
             raise ParamsError(
-                f"eval.models: {missing[0]!r} is missing; list {BASE_MODEL_KEY!r} and every iteration, e.g. "
-                f"[{', '.join([BASE_MODEL_KEY, *iteration_order(self)])}]"
+                f"eval.models: {BASE_MODEL_KEY!r} is missing; every evaluated iteration is compared with it, e.g. "
+                f"[{', '.join([BASE_MODEL_KEY, *iteration_order(self)[-1:]])}]"
             )
+        expected = {key: self.evaluated_before(key) for key in iteration_order(self) if key in listed}
+        got = self.eval.iterations
+        for key in got:
+            if key not in expected:
+                raise ParamsError(
+                    f"eval.iterations.{key}: {key!r} is not an evaluated iteration (eval.models: "
+                    f"[{', '.join(listed)}]); list it in eval.models too, or remove it here"
+                )
+        for key, before in expected.items():
+            if key not in got:
+                raise ParamsError(
+                    f"eval.iterations: {key!r} is missing; every iteration in eval.models is listed here with the "
+                    f"model evaluated before it on its chain: {key}: {before}"
+                )
+            if got[key] != before:
+                raise ParamsError(
+                    f"eval.iterations.{key}: expected {before!r}, the model evaluated before it on its chain (its "
+                    f"head-to-head opponent), got {got[key]!r}"
+                )
+
+    def evaluated_before(self, key: str) -> str:
+        """The model evaluated before iteration `key` on its chain: its nearest evaluated starting model, else m0."""
+        start = self.iterations[key].start
+        while start != BASE_MODEL_KEY and start not in self.eval.models:
+            start = self.iterations[start].start
+        return start
 
     def _check_iterations(self) -> None:
         its = self.iterations
@@ -578,3 +606,8 @@ def chain_order(p: Params) -> dict[str, list[str]]:
     for key in iteration_order(p):
         out.setdefault(p.iterations[key].chain, []).append(key)
     return out
+
+
+def evaluated_order(p: Params) -> list[str]:
+    """The evaluated iterations (eval.models but m0), in `iteration_order`."""
+    return [key for key in iteration_order(p) if key in p.eval.models]

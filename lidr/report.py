@@ -46,13 +46,16 @@ PICTURES = {
 class Run:
     """Every model's metrics, as the stages wrote them.
 
-    `evals`: metrics/eval per model, an iteration's merged with its metrics/compare (`vs_m0`); `judges`:
+    `iters`, `chains`: the evaluated iterations (eval.models), in order and per chain; `trained`: every iteration,
+    per chain. `evals`: metrics/eval per model, an iteration's merged with its metrics/compare (`vs_m0`); `judges`:
     metrics/judge per model, an iteration's merged with its metrics/head_to_head (`with_head_to_head`);
-    `pref`, `trains`: per iteration; `gates`: per iteration and "heldout"; `likelihoods`: per model.
+    `pref`: per evaluated iteration; `trains`: per iteration; `gates`: per iteration and "heldout";
+    `likelihoods`: per model.
     """
 
     iters: list[str]
     chains: dict[str, list[str]]
+    trained: dict[str, list[str]]
     others: list[str]
     dominant: str
     evals: dict[str, dict]
@@ -68,7 +71,7 @@ class Run:
 
     @property
     def newest(self) -> dict[str, str]:
-        """Each chain's newest model."""
+        """Each chain's newest evaluated model."""
         return {chain: keys[-1] for chain, keys in self.chains.items()}
 
 
@@ -181,7 +184,7 @@ def summary(run: Run, heads: dict[str, dict[str, dict]], verdicts: dict[str, tup
     def chain_summary(chain: str) -> dict:
         d = verdicts[chain][0]
         row = {
-            "iteration": len(run.chains[chain]),
+            "iteration": run.trained[chain].index(run.newest[chain]) + 1,
             **heads[run.newest[chain]]["avg"],
             **{f"goal_{p}": d["count"][p] for p in d["count"]},
             "goal": d["reached"],
@@ -288,9 +291,9 @@ def report_markdown(run: Run, verdicts: dict[str, tuple[dict, str]], plots: str,
 
     langs_fid = [k for k in evals[BASE_MODEL_KEY]["fidelity"] if k != "all"]
     out = [
-        f"# lidr run report\n\nModels: {', '.join(models)} (newest: {', '.join(newest.values())}). Every share is "
-        "given with its 95% interval and n; every comparison with m0 is paired on the same items (difference, 95% "
-        "interval, exact McNemar p, items gained/lost).\n",
+        f"# lidr run report\n\nModels evaluated: {', '.join(models)} (newest: {', '.join(newest.values())}). Every "
+        "share is given with its 95% interval and n; every comparison with m0 is paired on the same items "
+        "(difference, 95% interval, exact McNemar p, items gained/lost).\n",
         "\n\n".join(sentence for _, sentence in verdicts.values()) + "\n",
         "## The decision rule, per language\n",
         'As pre-registered in docs/evaluation.md ("Pre-registered evaluation of the default run"), before the run '
@@ -429,8 +432,11 @@ def report_markdown(run: Run, verdicts: dict[str, tuple[dict, str]], plots: str,
         )
         if not on
     ]
+    unevaluated = [m for keys in run.trained.values() for m in keys if m not in iters]
+    if unevaluated:
+        off.append(f"the evaluation of {', '.join(unevaluated)} (trained; eval.models and eval.iterations)")
     if off:
-        out.append(f"\nNot measured in this run: {' and '.join(off)}; each is one params line away.\n")
+        out.append(f"\nNot measured in this run: {'; '.join(off)}. Each is a params change away.\n")
     out += ["\n## Pairs kept by the gate\n", "Per block, pair type and the language the pair was built for.\n"]
     rows = []
     for b, g in gates.items():

@@ -43,7 +43,7 @@ from pathlib import Path
 import polars as pl
 
 from lidr import plots, report, stage
-from lidr.config import BASE_MODEL_KEY, chain_order, iteration_order
+from lidr.config import BASE_MODEL_KEY, chain_order, evaluated_order, iteration_order
 from lidr.errors import DataError
 from lidr.io import atomic_path, write_json, write_text
 
@@ -72,7 +72,8 @@ def training_curve(live: Path, iterations: list[str], name: str) -> list[dict]:
 
 def read_run(args, params) -> report.Run:
     """Every model's metrics, an iteration's merged with its comparison with m0 and its head-to-heads."""
-    iters = iteration_order(params)
+    iters = evaluated_order(params)  # the iterations evaluated (eval.models); every iteration is trained
+    trained = iteration_order(params)
     models = [BASE_MODEL_KEY, *iters]
     evals = {m: read(Path(args.evals) / f"{m}.json", f"evaluate {m}") for m in models}
     for m in iters:  # an iteration's evaluation, with its pairing with m0's
@@ -83,14 +84,17 @@ def read_run(args, params) -> report.Run:
         judges[m] = report.with_head_to_head(judges[m], h2h)
     return report.Run(
         iters=iters,
-        chains=chain_order(params),
+        chains={
+            c: [k for k in keys if k in iters] for c, keys in chain_order(params).items() if set(keys) & set(iters)
+        },
+        trained=chain_order(params),
         others=list(params.languages.others),
         dominant=params.languages.dominant,
         evals=evals,
         judges=judges,
         pref={m: read(Path(args.preference) / f"{m}.json", f"score {m} on the held-out pairs") for m in iters},
-        gates={b: read(Path(args.gates) / f"{b}.json", f"filter {b}'s pairs") for b in [*iters, "heldout"]},
-        trains={m: read(Path(args.trains) / f"{m}.json", f"train {m}") for m in iters},
+        gates={b: read(Path(args.gates) / f"{b}.json", f"filter {b}'s pairs") for b in [*trained, "heldout"]},
+        trains={m: read(Path(args.trains) / f"{m}.json", f"train {m}") for m in trained},
         likelihoods={m: read(Path(args.likelihoods) / f"{m}.json", f"score {m} on the references") for m in models},
     )
 
@@ -106,7 +110,9 @@ def read_costs(costs: Path) -> dict[tuple[str, str], dict]:
 
 def main(args) -> None:
     run = read_run(args, stage.params_of(args))
-    curves = {name: training_curve(Path(args.live), run.iters, name) for name in TRAINING_CURVES}
+    trained = [k for keys in run.trained.values() for k in keys]
+    axis = [BASE_MODEL_KEY, *trained]  # every model on the x axis: one trained but not evaluated is a gap
+    curves = {name: training_curve(Path(args.live), trained, name) for name in TRAINING_CURVES}
     costs = read_costs(Path(args.costs))
 
     verdicts = report.verdicts(run)
@@ -115,16 +121,16 @@ def main(args) -> None:
 
     with atomic_path(args.plots, directory=True) as tmp:
         for name, values in measures.items():
-            report.long_table(run.models, values).write_csv(tmp / f"{name}.csv")
+            report.long_table(axis, values).write_csv(tmp / f"{name}.csv")
         for name, (title, ylabel, chance) in report.PICTURES.items():
             values = report.pictured(measures[name])
             if not any(values.values()):  # a measure that is off (eval.mgsm.enabled, eval.judge.enabled)
                 continue
             line, label = chance or (None, "")
-            plots.across_iterations(tmp / f"{name}.png", title, run.models, values, ylabel, line, label)
+            plots.across_iterations(tmp / f"{name}.png", title, axis, values, ylabel, line, label)
         for name, rows in curves.items():
             report.curve_table(rows).write_csv(tmp / f"training_{name.replace('/', '_')}.csv")
-        loss = report.curve_points(curves["loss"], run.iters)
+        loss = report.curve_points(curves["loss"], trained)
         plots.training_curves(tmp / "training_loss.png", "Training loss (DPO + NLL) per iteration", loss, "loss")
     with atomic_path(args.headline, directory=True) as tmp:
         for m, per_lang in heads.items():

@@ -56,6 +56,7 @@ def test_iterations_go_chain_by_chain():
             "math-m2": {"chain": "math", "start": "math-m1", "round": 1},
         },
         eval__models=["m0", "math-m1", "math-m2", "general-m1", "general-m2"],
+        eval__iterations={"general-m1": "m0", "general-m2": "general-m1", "math-m1": "m0", "math-m2": "math-m1"},
     )
     assert iteration_order(p) == ["general-m1", "general-m2", "math-m1", "math-m2"]
     assert chain_order(p) == {"general": ["general-m1", "general-m2"], "math": ["math-m1", "math-m2"]}
@@ -125,14 +126,40 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
         ({"eval__judge__url": "http://x"}, "unknown key eval.judge.url"),
         ({"eval__models": KeyError}, "missing key eval.models"),
         (
-            {"eval__models": ["m0", "general-m1"]},
-            "eval.models: 'general-m2' is missing; list 'm0' and every iteration, e.g. [m0, general-m1, general-m2]",
+            {"eval__models": ["general-m1", "general-m2"]},
+            "eval.models: 'm0' is missing; every evaluated iteration is compared with it, e.g. [m0, general-m2]",
         ),
         (
             {"eval__models": ["m0", "general-m1", "general-m2", "m3"]},
             "eval.models: 'm3' is neither 'm0' nor an iteration",
         ),
         ({"eval__models": ["m0", "m0", "general-m1", "general-m2"]}, "eval.models: 'm0' is listed twice"),
+        ({"eval__iterations": KeyError}, "missing key eval.iterations"),
+        (
+            {"eval__iterations": {}},
+            "eval.iterations: 'general-m2' is missing; every iteration in eval.models is listed here with the model "
+            "evaluated before it on its chain: general-m2: m0",
+        ),
+        (
+            {"eval__iterations": {"general-m2": "general-m1"}},
+            "eval.iterations.general-m2: expected 'm0', the model evaluated before it on its chain",
+        ),
+        (
+            {"eval__iterations": {"general-m1": "m0", "general-m2": "m0"}},
+            "eval.iterations.general-m1: 'general-m1' is not an evaluated iteration (eval.models: [m0, general-m2])",
+        ),
+        (
+            {"eval__models": ["m0", "general-m1", "general-m2"]},
+            "eval.iterations: 'general-m1' is missing; every iteration in eval.models is listed here with the model "
+            "evaluated before it on its chain: general-m1: m0",
+        ),
+        (
+            {
+                "eval__models": ["m0", "general-m1", "general-m2"],
+                "eval__iterations": {"general-m1": "m0", "general-m2": "m0"},
+            },
+            "eval.iterations.general-m2: expected 'general-m1', the model evaluated before it on its chain",
+        ),
     ],
 )
 def test_eval_alpaca_and_judge_keys_are_checked(changes, message):

@@ -25,6 +25,7 @@ def test_one_iteration_at_a_time_then_metrics_diff(tmp_path):
     params = yaml.safe_load((ROOT / "tests" / "fixtures" / "tiny_params.yaml").read_text())
     m2 = params["iterations"].pop("general-m2")
     params["eval"]["models"].remove("general-m2")
+    del params["eval"]["iterations"]["general-m2"]
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(project, "init", "-q")
     git(project, "add", "-A")
@@ -38,6 +39,7 @@ def test_one_iteration_at_a_time_then_metrics_diff(tmp_path):
 
     params["iterations"]["general-m2"] = m2
     params["eval"]["models"].append("general-m2")
+    params["eval"]["iterations"]["general-m2"] = "general-m1"
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = ran(dvc(project, "repro"))
     stages = ("sample", "translate_prompts", "generate", "translate_responses", "pair", "filter", "train")

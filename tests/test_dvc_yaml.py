@@ -63,11 +63,16 @@ def foreach_values(foreach):
 
 
 def test_every_model_is_evaluated_and_judged_by_one_definition():
-    """m0 and every iteration share the eval and judge stages; the comparisons with m0 are per iteration."""
-    assert DVC["stages"]["eval"]["foreach"] == DVC["stages"]["judge"]["foreach"] == "${eval.models}"
-    assert set(foreach_values("${eval.models}")) == {"m0", *PARAMS["iterations"]}
-    for name in ("compare", "head_to_head"):
-        assert DVC["stages"][name]["foreach"] == "${iterations}", name
+    """m0 and the evaluated iterations share the eval, likelihood and judge stages; the comparisons with m0 are per
+    evaluated iteration; every iteration is trained."""
+    for name in ("eval", "likelihood", "judge"):
+        assert DVC["stages"][name]["foreach"] == "${eval.models}", name
+    evaluated = foreach_values("${eval.models}")
+    assert "m0" in evaluated and set(evaluated) <= {"m0", *PARAMS["iterations"]}
+    for name in ("compare", "head_to_head", "preference", "card"):
+        assert DVC["stages"][name]["foreach"] == "${eval.iterations}", name
+    assert set(foreach_values("${eval.iterations}")) == set(evaluated) - {"m0"}
+    assert DVC["stages"]["train"]["foreach"] == "${iterations}"
     assert not {"eval_m0", "judge_m0"} & set(DVC["stages"])
 
 

@@ -13,6 +13,7 @@ from lidr.io import write_jsonl
 from lidr.judge.winrate import summarise, win_rates
 from stages import summarize
 from stages.judge import first_per_language, join_answers, join_reference, opponents
+from tests.conftest import ROOT
 
 
 def test_opponents_judge_a_shared_source_once():
@@ -119,8 +120,18 @@ def share(k, n):
     return _share(k, n)
 
 
-def test_summarize_writes_summary_plots_and_report(tmp_path):
+@pytest.mark.parametrize("every_model", [False, True], ids=["default-m0-and-m2-evaluated", "every-model-evaluated"])
+def test_summarize_writes_summary_plots_and_report(tmp_path, monkeypatch, every_model):
+    """The default evaluates m0 and general-m2: general-m1 is trained (its gate, loss and curves are reported) but
+    not evaluated (a gap in the plots, named in the report). With every model evaluated, M1 is in every table."""
+    from lidr.config import parse_params
     from lidr.stats import mean_interval, paired_shares
+
+    if every_model:
+        data = yaml.safe_load((ROOT / "params.yaml").read_text())
+        data["eval"]["models"] = ["m0", "general-m1", "general-m2"]
+        data["eval"]["iterations"] = {"general-m1": "m0", "general-m2": "general-m1"}
+        monkeypatch.setattr(summarize.stage, "params_of", lambda args: parse_params(data, root=ROOT))
 
     names = ("eval", "compare", "judge", "head_to_head", "preference", "likelihood", "gate", "cost", "train")
     dirs = {name: tmp_path / name for name in names}
@@ -229,14 +240,16 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
     assert m0 == {"fidelity": 0.6, "mgsm": 0.0, "win_rate": 10.0}  # no held-out accuracy, pairs or loss for m0
     with open(tmp_path / "plots" / "language_fidelity.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["lang"] == "es"]
+    m1 = [("1", "general-m1", "0.8", "0.4902")] if every_model else []  # not evaluated: no row, iterations kept
     assert [(r["iteration"], r["model"], r["value"], r["low"]) for r in rows] == [
         ("0", "m0", "0.6", "0.3127"),
-        ("1", "general-m1", "0.8", "0.4902"),
+        *m1,
         ("2", "general-m2", "1.0", "0.7225"),
     ]
     with open(tmp_path / "plots" / "heldout_x_pair_accuracy.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["lang"] == "de"]
-    assert [(r["model"], r["value"]) for r in rows] == [("general-m1", "0.9"), ("general-m2", "0.9")]  # none for m0
+    m1 = [("general-m1", "0.9")] if every_model else []
+    assert [(r["model"], r["value"]) for r in rows] == [*m1, ("general-m2", "0.9")]  # none for m0
     with open(tmp_path / "plots" / "training_rewards_margins.csv") as f:
         assert [(r["model"], r["step"], r["value"]) for r in csv.DictReader(f)] == [
             ("general-m1", "0", "2.0"),
@@ -258,7 +271,11 @@ def test_summarize_writes_summary_plots_and_report(tmp_path):
     # all 10 gained: Agresti-Min d = 10/12, se = sqrt(11 - 100/12) / 12, upper end clipped to 1
     assert "| general-m2 | +0.00 [-0.16, +0.16] p=1 (+0/-0) | +1.00 [+0.57, +1.00] p=0.002 (+10/-0) |" in report
     assert "it is at chance" in report
-    assert "| general-m1 | x | 3 | 1 | 0 | 0 | 7 | 10 |" in report
+    assert "| general-m1 | x | 3 | 1 | 0 | 0 | 7 | 10 |" in report  # trained: its gate and loss either way
+    assert "| general-m1 | 7 | 2 | 1.25 | 1.0 |" in report
+    not_evaluated = "the evaluation of general-m1 (trained; eval.models and eval.iterations)"
+    assert (not_evaluated in report) is not every_model
+    assert ("| general-m1 | x | es | 0.90 [0.60, 0.98] (n=10)" in report) is every_model  # held-out accuracy
     assert "| general-m1 | generate | 10.0 | 500 | 50.0 |" in (tmp_path / "cost.md").read_text()
 
 

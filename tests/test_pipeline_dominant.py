@@ -31,6 +31,7 @@ def test_repro_with_spanish_dominant(tmp_path):
     params["languages"] = {"dominant": "es", "others": ["en"]}
     params["iterations"] = {"general-m1": params["iterations"]["general-m1"]}
     params["eval"]["models"] = ["m0", "general-m1"]
+    params["eval"]["iterations"] = {"general-m1": "m0"}
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(project, "init", "-q")
     git(project, "add", "-A")

@@ -7,9 +7,11 @@ the batch does not run on at full width for its longest member; when more prompt
 over than `max_running` rows, a waiting prompt takes its place. Prompts are prefilled in groups of
 similar length, each within `prefill_tokens` padded tokens, so that a few long prompts do not pad a
 whole batch to their length (attention's cost grows with the square of it). Pad tokens are never penalised
-or attended to, so a row's output does not depend on its batch neighbours' lengths. While few
-rows run, each also checks tokens guessed by prompt lookup (`draft`), keeping those greedy
-decoding picks. The KV cache writes each new token into spare room instead of concatenating.
+or attended to, so a row's output does not depend on its batch neighbours' lengths, up to the last bits of
+floating point: the padding beside a row changes the shapes of the sums, and where two tokens are nearly
+tied, greedy decoding can pick the other (docs/generation.md). While few rows run, each also checks
+tokens guessed by prompt lookup (`draft`), keeping those greedy decoding picks. The KV cache writes each
+new token into spare room instead of concatenating.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def greedy_decode(
     At most `max_running` rows decode together (default: all). A row that ends leaves the batch
     at once, and waiting prompts take the free places (continuous batching): they are prefilled
     on their own, left-padded to the running batch's cache length, and joined to it. Every row
-    keeps its own positions and attention mask, so its output does not depend on its neighbours.
+    keeps its own positions and attention mask, so its output does not depend on its neighbours (up to the
+    last bits of floating point, as above).
 
     With `draft` > 0, while few rows run, each row also feeds up to `draft` tokens guessed by
     prompt lookup (what followed the last earlier occurrence of its last few tokens, in its
