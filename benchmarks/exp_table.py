@@ -20,15 +20,19 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], check=True, capture_output=True, text=True).stdout
 
 
+def _exp_refs(name: str) -> list[str]:
+    return [r for r in git("for-each-ref", "--format=%(refname)", "refs/exps").split() if r.endswith(f"/{name}")]
+
+
 def ref_of(name: str) -> str:
-    refs = [r for r in git("for-each-ref", "--format=%(refname)", "refs/exps").split() if r.endswith(f"/{name}")]
+    refs = _exp_refs(name)
     if len(refs) != 1:
         raise SystemExit(f"experiment {name!r}: {len(refs)} refs found under refs/exps")
     return refs[0]
 
 
 def is_experiment(name: str) -> bool:
-    return any(r.endswith(f"/{name}") for r in git("for-each-ref", "--format=%(refname)", "refs/exps").split())
+    return bool(_exp_refs(name))
 
 
 def show(rev: str, path: str) -> str | None:
