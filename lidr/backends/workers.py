@@ -5,13 +5,13 @@ On a 2-core CPU one process decoding with both cores' threads keeps them busy on
 and its own copy of the model, each decoding a chunk, finish the same chunks sooner
 (`python -m benchmarks.workers` measures it). Each chunk is decoded whole by one process, exactly as
 one process would decode it, so its rows have the same neighbours; the texts are the same as with one
-process wherever the kernels give the same sums with one thread as with several, as lidr's CPU
-kernels do (the benchmark checks it, and a rebuild of the reference checked every output;
-docs/generation.md, "Workers").
+process wherever the kernels give the same sums with one thread as with several
+(`python -m benchmarks.kernel_bits` checks a machine; docs/generation.md, "Workers").
 
-The workers start (spawned, never forked: torch's OpenMP threads do not survive a fork) at the
-first call that decodes, load the model once, and live until the stage's process exits. A worker
-that dies (killed for memory, say) fails the call with an error that names `generation.workers`.
+The workers start (spawned, never forked: torch's OpenMP threads do not survive a fork) when the
+backend is made, load the model once, and live until the stage's process exits, or is killed: each
+checks twice a second that its parent is alive. A worker that dies (killed for memory, say) fails the
+call with an error that names `generation.workers`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import resource
+import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from lidr.config import GenerationParams, ModelParams
 
 _backend = None  # in a worker: its TransformersBackend
+PARENT_POLL_S = 0.5  # how often a worker checks that its parent is alive
 
 
 def usable_cores() -> int:
@@ -45,9 +48,18 @@ def threads_per_worker(threads: int, workers: int) -> int:
 
 def _start(model_dir: str, generation: GenerationParams, model: ModelParams) -> None:
     global _backend
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     from lidr.backends.hf import TransformersBackend
 
     _backend = TransformersBackend(model_dir, generation, model)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once its parent has gone (killed, say): every worker holds a writing end of the pool's
+    queue, so none would ever read the end of it, and they would live on, each with its copy of the model."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
 
 
 def _ready() -> None:
@@ -55,8 +67,9 @@ def _ready() -> None:
 
 
 def _decode(texts: list[str], decoding: Decoding) -> tuple[list[Completion], int, float]:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return _backend.generate_batch(texts, decoding), os.getpid(), peak
+    """The chunk's completions, this worker's process id and its peak resident memory (MB) so far."""
+    completions = _backend.generate_batch(texts, decoding)
+    return completions, os.getpid(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class Workers:
