@@ -124,7 +124,6 @@ class GenerationParams:
     repetition_penalty: float = within(1.0, 2.0, 1.1)
     translation_repetition_penalty: float = within(1.0, 2.0, 1.1)  # the authors: 1.0 (8B model)
     threads: int = at_least(0, 0)  # torch threads on CPU; 0 keeps torch's default
-    workers: int = positive(2)  # CPU, transformers backend: processes decoding chunks side by side, threads shared out
     gpu_memory_utilization: float = share(0.85)  # vLLM only
     tensor_parallel_size: int = positive(1)  # vLLM only
     # end a sequence whose last loop_span tokens repeat a short block; 0: off

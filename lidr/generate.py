@@ -2,15 +2,13 @@
 
 Identical prompts are generated once. Requests are sorted longest first and cut into chunks of
 `chunk_size`; the backend decodes a chunk (the transformers backend `batch_size` rows at a time;
-in a chunk larger than that, a waiting prompt takes the place of each row that ends; on the CPU with
-`generation.workers` > 1, that many processes decode chunks side by side), and each
+in a chunk larger than that, a waiting prompt takes the place of each row that ends), and each
 finished chunk is appended to a journal (outside the DVC outputs) keyed by the model, the
 decoding settings and each prompt. The journal is also a cache: a prompt it already holds
 (answered by another stage, or another place of the same stage, with the same model and
 settings) is not generated again. Only the prompts it lacks are sorted and chunked; a stage
-killed part-way and rerun finds whole chunks of that same sorted order done (with workers, not
-always consecutive ones; every chunk but the last is full, so the prompts left still cut into the
-same chunks), so the remaining chunks are the same as in an uninterrupted run, and so is the output.
+killed part-way and rerun finds whole chunks of that same sorted order done, so the remaining
+chunks are the same as in an uninterrupted run, and so is the output.
 
 `decoding_for(generation, seed, kind, evaluation)` is every stage's decoding settings, read from params in one place.
 """
@@ -112,17 +110,6 @@ class Journal:
             os.fsync(f.fileno())
 
 
-def _decode_chunks(backend: Backend, chunks: list[list[str]], decoding: Decoding):
-    """(index, completions) of each chunk as it finishes: the backend's own `decode_chunks` where it has one (the
-    transformers backend's worker processes), else its `generate_batch` on one chunk after the other."""
-    decode_chunks = getattr(backend, "decode_chunks", None)
-    if decode_chunks is not None:
-        yield from decode_chunks(chunks, decoding)
-        return
-    for i, chunk in enumerate(chunks):
-        yield i, backend.generate_batch(chunk, decoding)
-
-
 def generate(
     backend: Backend,
     requests: list[Request],
@@ -158,15 +145,12 @@ def generate(
     chunks = [order[i : i + backend.chunk_size] for i in range(0, len(order), backend.chunk_size)]
     with tqdm(total=len(unique), initial=len(unique) - len(order), desc=desc, unit="req", dynamic_ncols=True) as bar:
         generated: list[Completion] = []
-        for i, outs in _decode_chunks(backend, chunks, decoding):
-            chunk = chunks[i]
+        for chunk in chunks:
+            outs = backend.generate_batch(chunk, decoding)
             log.append([(keys[t], c) for t, c in zip(chunk, outs, strict=True)])
             generated += outs
             bar.update(len(chunk))
             bar.set_postfix(tokens=sum(c.n_tokens for c in generated))
     if cost is not None:
         cost.count(len(texts), generated)
-        workers = getattr(backend, "workers", None)
-        if workers is not None:
-            cost.workers_memory_mb = max(cost.workers_memory_mb, workers.peak_memory_mb())
     return [log.done[keys[t]] for t in texts]

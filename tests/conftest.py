@@ -61,14 +61,9 @@ def _isolated_state(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def params():
-    """params.yaml, decoding in the test's own process (`generation.workers` 1), where tests can watch and
-    patch the decoding loop; tests/test_workers.py runs the worker processes."""
-    import dataclasses
-
     from lidr.config import load_params
 
-    p = load_params(ROOT / "params.yaml")
-    return dataclasses.replace(p, generation=dataclasses.replace(p.generation, workers=1))
+    return load_params(ROOT / "params.yaml")
 
 
 @pytest.fixture(scope="session")

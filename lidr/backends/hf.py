@@ -1,13 +1,10 @@
 """transformers backend: the model and tokenizer behind the `Backend` interface (CPU or GPU).
 
 Generation runs the project's own greedy loop (`lidr.backends.decode`), on CPU inside
-`cpu_kernels` (`lidr.backends.cpu_kernels`), and on CPU with `generation.workers` > 1 in worker
-processes that decode chunks side by side (`lidr.backends.workers`); judging is one left-padded forward pass.
+`cpu_kernels` (`lidr.backends.cpu_kernels`); judging is one left-padded forward pass.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import torch
 
@@ -29,13 +26,6 @@ class TransformersBackend:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.workers = None  # on the CPU with generation.workers > 1: processes that decode chunks side by side
-        if generation.workers > 1 and self.device == "cpu":
-            from lidr.backends.workers import Workers, threads_per_worker
-
-            threads = threads_per_worker(generation.threads, generation.workers)
-            self.workers = Workers(model_dir, generation, model, generation.workers, threads)
-            self.workers.start()  # they load the model while this process loads its own
         self.model = load_causal_lm(model_dir, model).to(self.device).eval()
         self.batch_size = generation.batch_size
         self.chunk_size = generation.chunk_size
@@ -51,15 +41,6 @@ class TransformersBackend:
 
     def generate_batch(self, texts: list[str], decoding: Decoding) -> list[Completion]:
         return self._generate_batch([prompt_ids(self.tokenizer, t) for t in texts], decoding)
-
-    def decode_chunks(self, chunks: list[list[str]], decoding: Decoding) -> Iterator[tuple[int, list[Completion]]]:
-        """(index, completions) of each chunk as it finishes: in the worker processes where there are any
-        (`lidr.backends.workers`), else one after the other here."""
-        if self.workers is not None:
-            yield from self.workers.decode_chunks(chunks, decoding)
-            return
-        for i, chunk in enumerate(chunks):
-            yield i, self.generate_batch(chunk, decoding)
 
     @torch.inference_mode()
     def _generate_batch(self, batch: list[list[int]], decoding: Decoding) -> list[Completion]:
