@@ -3,9 +3,9 @@
 Two checks, each printed as a table of shapes and whether every result equals the first bit for bit:
 
 - alignment: a linear layer's product (SmolLM2-135M's up-projection shape, 576 -> 1,536, random weights)
-  through the kernel lidr's CPU kernels use at that many rows (`weight @ x.T`, oneDNN, torch's
-  `F.linear`), and attention's batched product, with the inputs (then the weights) copied to 16
-  consecutive float offsets;
+  through the kernel `cpu_kernels` binds to it (`weight @ x.T`, oneDNN on the packed weight or torch's
+  `F.linear`, by the number of rows), and attention's batched product, with the inputs (then the
+  weights) copied to 16 consecutive float offsets;
 - threads: the embedded model's logits (or `--model`'s) at the shapes of decoding (1 to 64 rows of one
   token) and of prefill (up to 64 x 60 tokens), with torch's plain kernels and inside `cpu_kernels`,
   with 1 thread and with 2. Another thread count (`generation.threads`, or decoding split among
@@ -41,18 +41,16 @@ def at_offset(x, k: int):
 
 
 def linear(weight, x):
-    """The product lidr's CPU kernels compute for this many rows (lidr/backends/cpu_kernels.py)."""
+    """`x` through a linear layer of `weight`, by the kernel `cpu_kernels` binds to such a layer: the packed
+    one where oneDNN can pack weights (`weight @ x.T`, oneDNN or torch's `F.linear` by the number of rows)."""
     import torch
-    import torch.nn.functional as F
 
     from lidr.backends import cpu_kernels as k
 
-    rows = x.shape[0]
-    if rows <= k.SMALL_ROWS:
-        return torch.mm(weight, x.t()).t()
-    if rows <= k.ONEDNN_ROWS:
-        return torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], "")
-    return F.linear(x, weight)
+    layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    layer.weight = torch.nn.Parameter(weight, requires_grad=False)  # the same memory, at its offset
+    kernel = k._packed_linear if k._HAS_ONEDNN_PACKING else k._small_batch_linear
+    return kernel(layer, x)
 
 
 def alignment_rows() -> list[str]:
@@ -69,7 +67,8 @@ def alignment_rows() -> list[str]:
         rows.append(f"| linear, {n} rows | {'yes' if same else 'no'} |")
     for b, t, length in ((8, 1, 300), (64, 1, 300), (8, 200, 200)):
         q, key = torch.randn(b, 3, 3 * t, 64), torch.randn(b, 3, length, 64)
-        out = [torch.matmul(at_offset(q, k), at_offset(key, (3 * k) % OFFSETS).transpose(-1, -2)) for k in range(16)]
+        keys = [at_offset(key, (3 * k) % OFFSETS).transpose(-1, -2) for k in range(OFFSETS)]
+        out = [torch.matmul(at_offset(q, k), keys[k]) for k in range(OFFSETS)]
         same = all(torch.equal(out[0], y) for y in out)
         rows.append(f"| attention scores, batch {b}, {t} new x {length} | {'yes' if same else 'no'} |")
     return rows
